@@ -1,0 +1,45 @@
+// `cattle-cni`: the operator's command (cnitool-compatible commands arrive
+// with the runtime library) and the internal netlink self-test.
+import { SUITE_VERSION } from '../lib/version.ts';
+import { SUPPORTED_VERSIONS } from '../lib/spec/versions.ts';
+
+const USAGE = `Usage: cattle-cni <command> [args]
+
+Commands:
+  version                      print the suite version and the CNI versions it speaks
+  netlink-selftest <netns>     create a veth into <netns>, address and route it,
+                               read it back and delete it; prints a JSON report
+  help                         this text
+
+The same executable is each plugin of the suite: link it under a plugin's name
+(dist/bin and scripts/install.sh do that).
+`;
+
+export async function main(args: string[]): Promise<number> {
+  const [command, ...rest] = args;
+  switch (command) {
+    case 'version':
+    case '--version':
+      process.stdout.write(`cattle-cni ${SUITE_VERSION} (CNI spec versions ${SUPPORTED_VERSIONS.join(', ')})\n`);
+      return 0;
+    case undefined:
+    case 'help':
+    case '--help':
+    case '-h':
+      process.stdout.write(USAGE);
+      return command === undefined ? 2 : 0;
+    case 'netlink-selftest': {
+      if (rest.length !== 1) {
+        process.stderr.write('usage: cattle-cni netlink-selftest <netns-path>\n');
+        return 2;
+      }
+      const { netlinkSelftest } = await import('./selftest.ts');
+      const report = netlinkSelftest(rest[0]!);
+      process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+      return report.ok ? 0 : 1;
+    }
+    default:
+      process.stderr.write(`cattle-cni: unknown command "${command}"\n${USAGE}`);
+      return 2;
+  }
+}

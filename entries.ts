@@ -1,0 +1,19 @@
+// The names the one executable answers to, each imported lazily so that a
+// plugin start evaluates only its own modules.
+import path from 'node:path';
+
+export interface Entry {
+  main(args: string[]): Promise<number>;
+}
+
+export const ENTRIES: Record<string, () => Promise<Entry>> = {
+  'cattle-cni': () => import('./cli/main.ts'),
+};
+
+/** The entry for an invocation: the invoked file name (argv0), else argv[1] (`node main.ts name`). */
+export function entryName(argv0: string, argv1: string | undefined): string {
+  const invoked = path.basename(argv0);
+  if (invoked in ENTRIES) return invoked;
+  const second = argv1 ? path.basename(argv1) : '';
+  return second in ENTRIES ? second : invoked;
+}

@@ -1,0 +1,118 @@
+// IPAM delegation (spec: "Delegated plugins"). The IPAM plugin named by
+// ipam.type is found in CNI_PATH and executed with the caller's environment
+// and the same config on stdin. When the type is one of ours and lives in
+// this executable, it is called in-process instead: no second Node start.
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import type { CniRequest, PluginCommand, PluginSpec } from './skel.ts';
+import { CniError, ERR_INTERNAL, ERR_INVALID_CONFIG } from './spec/errors.ts';
+import { parseResult, type Result } from './spec/result.ts';
+
+const inProcess = new Map<string, () => Promise<PluginSpec>>();
+
+/** Declare an IPAM type that this executable implements itself. */
+export function registerInProcessIpam(type: string, load: () => Promise<PluginSpec>): void {
+  inProcess.set(type, load);
+}
+
+/** libcni's lookup: the first regular file named `type` along the plugin path. */
+export function findPlugin(type: string, paths: readonly string[]): string {
+  if (!type || type.includes('/')) throw new CniError(ERR_INVALID_CONFIG, `invalid plugin type "${type}"`);
+  if (paths.length === 0) throw new CniError(ERR_INVALID_CONFIG, 'no paths provided', 'CNI_PATH is empty');
+  for (const dir of paths) {
+    const file = path.join(dir, type);
+    try {
+      if (fs.statSync(file).isFile()) return file;
+    } catch {
+      // not in this directory
+    }
+  }
+  throw new CniError(ERR_INVALID_CONFIG, `failed to find plugin "${type}" in path [${paths.join(' ')}]`);
+}
+
+function ipamType(req: CniRequest): string {
+  const type = req.config.ipam?.type;
+  if (typeof type !== 'string' || type === '') throw new CniError(ERR_INVALID_CONFIG, 'ipam.type is missing', 'the plugin needs an IPAM plugin to get addresses');
+  return type;
+}
+
+export function hasIpam(req: CniRequest): boolean {
+  return typeof req.config.ipam?.type === 'string' && req.config.ipam.type !== '';
+}
+
+/** Run the IPAM plugin's ADD and return its result. */
+export async function ipamAdd(req: CniRequest): Promise<Result> {
+  return (await invokeIpam('ADD', req)) ?? {};
+}
+
+export async function ipamDel(req: CniRequest): Promise<void> {
+  await invokeIpam('DEL', req);
+}
+
+export async function ipamCheck(req: CniRequest): Promise<void> {
+  await invokeIpam('CHECK', req);
+}
+
+export async function ipamGc(req: CniRequest): Promise<void> {
+  await invokeIpam('GC', req);
+}
+
+export async function ipamStatus(req: CniRequest): Promise<void> {
+  await invokeIpam('STATUS', req);
+}
+
+async function invokeIpam(command: PluginCommand, req: CniRequest): Promise<Result | undefined> {
+  const type = ipamType(req);
+  const load = inProcess.get(type);
+  if (load) return callInProcess(await load(), command, req);
+  return execIpam(findPlugin(type, req.path), command, req);
+}
+
+async function callInProcess(spec: PluginSpec, command: PluginCommand, req: CniRequest): Promise<Result | undefined> {
+  const sub: CniRequest = { ...req, command, env: { ...req.env, CNI_COMMAND: command } };
+  switch (command) {
+    case 'ADD': return spec.add(sub);
+    case 'DEL': await spec.del(sub); return undefined;
+    case 'CHECK': await spec.check?.(sub); return undefined;
+    case 'GC': await spec.gc?.(sub); return undefined;
+    case 'STATUS': await spec.status?.(sub); return undefined;
+  }
+}
+
+function execIpam(file: string, command: PluginCommand, req: CniRequest): Result | undefined {
+  const child = spawnSync(file, [], {
+    input: req.stdin,
+    env: { ...req.env, CNI_COMMAND: command },
+    // stderr is the plugin's log: pass it through, as the spec says.
+    stdio: ['pipe', 'pipe', 'inherit'],
+    maxBuffer: 16 * 1024 * 1024,
+  });
+  const name = path.basename(file);
+  if (child.error) throw new CniError(ERR_INTERNAL, `cannot run IPAM plugin ${name}: ${child.error.message}`);
+  const out = child.stdout.toString('utf8').trim();
+  if (child.status !== 0) throw delegateError(name, command, out, child.status, child.signal);
+  if (command !== 'ADD') return undefined;
+  let json: unknown;
+  try {
+    json = JSON.parse(out);
+  } catch {
+    throw new CniError(ERR_INTERNAL, `IPAM plugin ${name} returned invalid JSON`, out.slice(0, 200));
+  }
+  return parseResult(json, req.config.cniVersion, `IPAM plugin ${name} result`);
+}
+
+function delegateError(name: string, command: string, out: string, status: number | null, signal: string | null): CniError {
+  if (out) {
+    try {
+      const e = JSON.parse(out) as { code?: unknown; msg?: unknown; details?: unknown };
+      if (typeof e.code === 'number' && typeof e.msg === 'string') {
+        return new CniError(e.code, e.msg, typeof e.details === 'string' ? e.details : undefined);
+      }
+    } catch {
+      // fall through: not a CNI error object
+    }
+  }
+  const how = signal ? `was killed by ${signal}` : `exited with code ${status}`;
+  return new CniError(ERR_INTERNAL, `IPAM plugin ${name} ${command} failed`, `${how}${out ? `; output: ${out.slice(0, 200)}` : ', no error on stdout'}`);
+}

@@ -1,0 +1,35 @@
+// Kernel errors as typed errors carrying the errno name (EEXIST, ENODEV…).
+import os from 'node:os';
+
+let names: Map<number, string> | undefined;
+
+export function errnoName(errno: number): string {
+  if (!names) {
+    names = new Map();
+    for (const [name, num] of Object.entries(os.constants.errno)) if (!names.has(num)) names.set(num, name);
+  }
+  return names.get(errno) ?? `E${errno}`;
+}
+
+export class NetlinkError extends Error {
+  readonly errno: number;
+  readonly code: string;
+  /** What was being done, e.g. "add address 10.1.2.3/24 on eth0". */
+  readonly operation: string;
+  /** The kernel's extended-ack text, if any. */
+  readonly kernelMessage?: string;
+
+  constructor(operation: string, errno: number, kernelMessage?: string) {
+    const code = errnoName(errno);
+    super(`${operation}: ${code}${kernelMessage ? ` (${kernelMessage})` : ''}`);
+    this.name = 'NetlinkError';
+    this.errno = errno;
+    this.code = code;
+    this.operation = operation;
+    this.kernelMessage = kernelMessage;
+  }
+}
+
+export function isErrno(e: unknown, ...codes: string[]): boolean {
+  return e instanceof Error && codes.includes((e as { code?: string }).code ?? '');
+}

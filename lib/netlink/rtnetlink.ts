@@ -1,0 +1,189 @@
+// rtnetlink client: links, addresses, routes, neighbours in one network
+// namespace. Every mutating request is acked; kernel errors surface as
+// NetlinkError with the errno name and what was being done.
+import { isErrno } from './errors.ts';
+import { NetlinkSocket, type SocketOptions } from './socket.ts';
+import { NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REPLACE } from './wire.ts';
+import * as m from './rtnl.ts';
+
+export type { Link, Address, Route, Neighbour, VethSpec, BridgeSpec, RouteSpec, BridgePortFlags, LinkAttrs } from './rtnl.ts';
+
+export interface LinkFilter {
+  kind?: string;
+  master?: number;
+  name?: string;
+}
+
+export class Rtnetlink {
+  readonly sock: NetlinkSocket;
+
+  constructor(sock: NetlinkSocket) {
+    this.sock = sock;
+  }
+
+  /** Open a client in the current netns, or in the netns of an open nsfs fd. */
+  static open(opts: SocketOptions = {}): Rtnetlink {
+    return new Rtnetlink(NetlinkSocket.open(opts));
+  }
+
+  close(): void {
+    this.sock.close();
+  }
+
+  // ---- links ----
+
+  createVeth(v: m.VethSpec): void {
+    this.sock.request(`create veth ${v.name} (peer ${v.peerName})`, m.RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, m.encodeNewVeth(v));
+  }
+
+  createBridge(b: m.BridgeSpec): void {
+    this.sock.request(`create bridge ${b.name}`, m.RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, m.encodeNewBridge(b));
+  }
+
+  /** The link with this name, or undefined when there is none (ENODEV). */
+  linkByName(name: string): m.Link | undefined {
+    return this.getLink(`get link ${name}`, { name });
+  }
+
+  linkByIndex(index: number): m.Link | undefined {
+    return this.getLink(`get link #${index}`, { index });
+  }
+
+  private getLink(op: string, q: { name?: string; index?: number }): m.Link | undefined {
+    try {
+      const [reply] = this.sock.request(op, m.RTM_GETLINK, 0, m.encodeGetLink(q));
+      return reply ? m.decodeLink(reply.payload) : undefined;
+    } catch (e) {
+      if (isErrno(e, 'ENODEV')) return undefined;
+      throw e;
+    }
+  }
+
+  /** Dump links; kind and master are filtered by the kernel and checked again here. */
+  links(f: LinkFilter = {}): m.Link[] {
+    const replies = this.sock.request('list links', m.RTM_GETLINK, NLM_F_DUMP, m.encodeGetLink({ master: f.master, kind: f.kind }));
+    return replies.map((r) => m.decodeLink(r.payload)).filter((l) =>
+      (f.kind === undefined || l.kind === f.kind)
+      && (f.master === undefined || l.master === f.master)
+      && (f.name === undefined || l.name === f.name));
+  }
+
+  /** Bridge-port view (AF_BRIDGE) of the ports of a bridge: hairpin, learning, VLANs. */
+  bridgePorts(): m.Link[] {
+    const replies = this.sock.request('list bridge ports', m.RTM_GETLINK, NLM_F_DUMP, m.encodeGetLink({ family: m.AF_BRIDGE, vlans: true }));
+    return replies.map((r) => m.decodeLink(r.payload));
+  }
+
+  setLink(index: number, attrs: m.LinkAttrs, what = 'set link'): void {
+    this.sock.request(`${what} #${index}`, m.RTM_NEWLINK, 0, m.encodeSetLink(index, attrs));
+  }
+
+  private setFlags(index: number, set: number, mask: number, what: string): void {
+    this.sock.request(`${what} #${index}`, m.RTM_NEWLINK, 0, m.encodeSetLink(index, {}, { set, mask }));
+  }
+
+  setUp(index: number): void {
+    this.setFlags(index, m.IFF_UP, m.IFF_UP, 'set up');
+  }
+
+  setDown(index: number): void {
+    this.setFlags(index, 0, m.IFF_UP, 'set down');
+  }
+
+  setPromisc(index: number, on: boolean): void {
+    this.setFlags(index, on ? m.IFF_PROMISC : 0, m.IFF_PROMISC, 'set promisc');
+  }
+
+  setMtu(index: number, mtu: number): void {
+    this.setLink(index, { mtu }, `set mtu ${mtu} on`);
+  }
+
+  setMac(index: number, mac: string): void {
+    this.setLink(index, { mac }, `set mac ${mac} on`);
+  }
+
+  setMaster(index: number, master: number): void {
+    this.setLink(index, { master }, master ? `set master #${master} on` : 'set nomaster on');
+  }
+
+  setName(index: number, name: string): void {
+    this.setLink(index, { name }, `rename to ${name}`);
+  }
+
+  setAlias(index: number, alias: string): void {
+    this.setLink(index, { alias }, 'set alias on');
+  }
+
+  /** Move a link into the netns of an open nsfs fd. */
+  setNetns(index: number, netnsFd: number): void {
+    this.setLink(index, { netnsFd }, 'move to netns');
+  }
+
+  setBridgePort(index: number, flags: m.BridgePortFlags): void {
+    this.sock.request(`set bridge port flags on #${index}`, m.RTM_SETLINK, 0, m.encodeBridgePort(index, flags));
+  }
+
+  addBridgeVlan(index: number, vid: number, flags = 0): void {
+    this.sock.request(`add vlan ${vid} on #${index}`, m.RTM_SETLINK, 0, m.encodeBridgeVlan(index, vid, flags));
+  }
+
+  delBridgeVlan(index: number, vid: number): void {
+    this.sock.request(`del vlan ${vid} on #${index}`, m.RTM_DELLINK, 0, m.encodeBridgeVlan(index, vid, 0));
+  }
+
+  deleteLink(index: number): void {
+    this.sock.request(`delete link #${index}`, m.RTM_DELLINK, 0, m.encodeIfInfo({ index }));
+  }
+
+  // ---- addresses ----
+
+  addAddress(index: number, cidr: string, opts: { nodad?: boolean; scope?: number } = {}): void {
+    const flags = opts.nodad ? m.IFA_F_NODAD : 0;
+    this.sock.request(`add address ${cidr} on #${index}`, m.RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL,
+      m.encodeAddress({ index, address: cidr, flags, scope: opts.scope }));
+  }
+
+  delAddress(index: number, cidr: string): void {
+    this.sock.request(`delete address ${cidr} on #${index}`, m.RTM_DELADDR, 0, m.encodeAddress({ index, address: cidr }));
+  }
+
+  addresses(f: { index?: number; family?: 4 | 6 } = {}): m.Address[] {
+    const fam = f.family ? m.familyOf(f.family) : m.AF_UNSPEC;
+    const replies = this.sock.request('list addresses', m.RTM_GETADDR, NLM_F_DUMP, m.encodeGetAddress(fam, f.index));
+    return replies.map((r) => m.decodeAddress(r.payload)).filter((a) => f.index === undefined || a.index === f.index);
+  }
+
+  // ---- routes ----
+
+  addRoute(r: m.RouteSpec): void {
+    this.sock.request(`add route ${describeRoute(r)}`, m.RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, m.encodeRoute(r));
+  }
+
+  replaceRoute(r: m.RouteSpec): void {
+    this.sock.request(`replace route ${describeRoute(r)}`, m.RTM_NEWROUTE, NLM_F_CREATE | NLM_F_REPLACE, m.encodeRoute(r));
+  }
+
+  delRoute(r: m.RouteSpec): void {
+    this.sock.request(`delete route ${describeRoute(r)}`, m.RTM_DELROUTE, 0, m.encodeRoute({ ...r, scope: r.scope ?? m.RT_SCOPE_UNIVERSE }));
+  }
+
+  routes(f: { family?: 4 | 6; table?: number; oif?: number } = {}): m.Route[] {
+    const fam = f.family ? m.familyOf(f.family) : m.AF_UNSPEC;
+    const table = f.table ?? m.RT_TABLE_MAIN;
+    const replies = this.sock.request('list routes', m.RTM_GETROUTE, NLM_F_DUMP, m.encodeGetRoute(fam, table));
+    return replies.map((r) => m.decodeRoute(r.payload))
+      .filter((r) => r.table === table && (f.oif === undefined || r.oif === f.oif));
+  }
+
+  // ---- neighbours ----
+
+  neighbours(f: { index?: number; family?: 4 | 6 } = {}): m.Neighbour[] {
+    const fam = f.family ? m.familyOf(f.family) : m.AF_UNSPEC;
+    const replies = this.sock.request('list neighbours', m.RTM_GETNEIGH, NLM_F_DUMP, m.encodeGetNeighbour(fam, f.index));
+    return replies.map((r) => m.decodeNeighbour(r.payload)).filter((n) => f.index === undefined || n.index === f.index);
+  }
+}
+
+function describeRoute(r: m.RouteSpec): string {
+  return `${r.dst}${r.gw ? ` via ${r.gw}` : ''}${r.oif !== undefined ? ` dev #${r.oif}` : ''}`;
+}

@@ -1,0 +1,76 @@
+// Synchronous netlink request/response over a socket fd. Synchronous on
+// purpose: a plugin does one thing at a time, and sync I/O never touches the
+// libuv pool (see the netns thread rules in docs).
+import fs from 'node:fs';
+import { native } from '../native.ts';
+import { NetlinkError } from './errors.ts';
+import {
+  encodeMessage, parseAck, parseMessages, NLM_F_ACK, NLM_F_DUMP, NLM_F_MULTI, NLM_F_REQUEST,
+  NLMSG_DONE, NLMSG_ERROR, NLMSG_NOOP, type Message,
+} from './wire.ts';
+
+export const NETLINK_ROUTE = 0;
+export const RTMGRP_LINK = 0x1;
+
+const RECV_BUFFER = 256 * 1024;
+
+export interface SocketOptions {
+  /** Open nsfs fd: the socket lives in that netns for its whole life. */
+  netnsFd?: number;
+  /** Multicast groups to join (for waiting on kernel events). */
+  groups?: number;
+  /** Receive timeout; reads then fail with EAGAIN instead of blocking. */
+  recvTimeoutMs?: number;
+}
+
+export class NetlinkSocket {
+  readonly fd: number;
+  private seq: number;
+  private readonly buf = Buffer.allocUnsafe(RECV_BUFFER);
+
+  constructor(fd: number) {
+    this.fd = fd;
+    this.seq = Math.floor(Date.now() / 1000) & 0x7fffffff;
+  }
+
+  static open(opts: SocketOptions = {}, protocol = NETLINK_ROUTE): NetlinkSocket {
+    return new NetlinkSocket(native().netlinkSocket(opts.netnsFd ?? -1, protocol, opts.groups ?? 0, opts.recvTimeoutMs ?? 0));
+  }
+
+  close(): void {
+    fs.closeSync(this.fd);
+  }
+
+  /** Send one request and collect replies until the ack (or NLMSG_DONE for dumps). */
+  request(operation: string, type: number, flags: number, payload: Buffer): Message[] {
+    const seq = ++this.seq;
+    const dump = (flags & NLM_F_DUMP) === NLM_F_DUMP;
+    const msg = encodeMessage({ type, flags: flags | NLM_F_REQUEST | (dump ? 0 : NLM_F_ACK), seq, pid: 0 }, payload);
+    fs.writeSync(this.fd, msg);
+    const replies: Message[] = [];
+    for (;;) {
+      for (const m of this.receive()) {
+        if (m.seq !== seq) continue; // a stale reply or an event: not ours
+        if (m.type === NLMSG_ERROR) {
+          const ack = parseAck(m);
+          if (ack.errno !== 0) throw new NetlinkError(operation, ack.errno, ack.message);
+          return replies;
+        }
+        if (m.type === NLMSG_DONE) {
+          const err = m.payload.length >= 4 ? -m.payload.readInt32LE(0) : 0;
+          if (err > 0) throw new NetlinkError(operation, err);
+          return replies;
+        }
+        if (m.type === NLMSG_NOOP) continue;
+        replies.push(m);
+        if (!dump && !(m.flags & NLM_F_MULTI) && !(flags & NLM_F_ACK)) return replies;
+      }
+    }
+  }
+
+  /** Read one datagram (blocks, or EAGAIN after the receive timeout). */
+  receive(): Message[] {
+    const n = fs.readSync(this.fd, this.buf, 0, this.buf.length, null);
+    return parseMessages(Buffer.from(this.buf.subarray(0, n)));
+  }
+}

@@ -1,0 +1,26 @@
+// Entry point of the single executable: dispatch on the invoked name
+// (dist/bin holds a link per name).
+import { ENTRIES, entryName } from './entries.ts';
+import { isSea } from 'node:sea';
+
+async function start(): Promise<number> {
+  // In the executable argv is [exe, invoked name, ...args]; from source it is
+  // [node, main.ts, name, ...args] so tests can run the sources directly.
+  const fromSource = !isSea();
+  const name = fromSource ? (process.argv[2] ?? 'cattle-cni') : entryName(process.argv0, process.argv[1]);
+  const args = process.argv.slice(fromSource ? 3 : 2);
+  const load = ENTRIES[name];
+  if (!load) {
+    process.stderr.write(`cattle-cni: unknown program name "${name}"; link this executable as one of: ${Object.keys(ENTRIES).join(', ')}\n`);
+    return 1;
+  }
+  return (await load()).main(args);
+}
+
+start().then(
+  (code) => { process.exitCode = code; },
+  (e: unknown) => {
+    process.stderr.write(`cattle-cni: ${e instanceof Error ? e.message : String(e)}\n`);
+    process.exitCode = 1;
+  },
+);

@@ -1,0 +1,183 @@
+/*
+ * cattle-cni native addon: the only C in the suite.
+ *
+ * Node can do file I/O on any descriptor, but it cannot create a netlink
+ * socket, switch network namespaces or take an flock. These few calls are all
+ * the addon offers; everything else (message encoding, namespaces, locking
+ * policy) lives in TypeScript.
+ *
+ * Errors are thrown as JS Errors carrying `code` (e.g. "EPERM") and `errno`.
+ */
+#define _GNU_SOURCE
+#ifndef NAPI_VERSION
+#define NAPI_VERSION 8
+#endif
+#include <node_api.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/netlink.h>
+#include <sched.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#ifndef NETLINK_EXT_ACK
+#define NETLINK_EXT_ACK 11
+#endif
+#ifndef NETLINK_GET_STRICT_CHK
+#define NETLINK_GET_STRICT_CHK 12
+#endif
+
+static const char *errno_code(int err) {
+  switch (err) {
+    case EPERM: return "EPERM";
+    case ENOENT: return "ENOENT";
+    case ESRCH: return "ESRCH";
+    case EINTR: return "EINTR";
+    case EBADF: return "EBADF";
+    case EAGAIN: return "EAGAIN";
+    case ENOMEM: return "ENOMEM";
+    case EACCES: return "EACCES";
+    case EINVAL: return "EINVAL";
+    case EMFILE: return "EMFILE";
+    case ENFILE: return "ENFILE";
+    case ENOLCK: return "ENOLCK";
+    case EPROTONOSUPPORT: return "EPROTONOSUPPORT";
+    case EAFNOSUPPORT: return "EAFNOSUPPORT";
+    default: return "EUNKNOWN";
+  }
+}
+
+static napi_value throw_errno(napi_env env, const char *what, int err) {
+  char msg[256];
+  napi_value code, message, error, errnum;
+  snprintf(msg, sizeof msg, "%s: %s", what, strerror(err));
+  napi_create_string_utf8(env, errno_code(err), NAPI_AUTO_LENGTH, &code);
+  napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &message);
+  napi_create_error(env, code, message, &error);
+  napi_create_int32(env, err, &errnum);
+  napi_set_named_property(env, error, "errno", errnum);
+  napi_set_named_property(env, error, "code", code);
+  napi_throw(env, error);
+  return NULL;
+}
+
+static int int_args(napi_env env, napi_callback_info info, size_t want, int32_t *out) {
+  napi_value argv[4];
+  size_t argc = 4;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < want) {
+    napi_throw_type_error(env, NULL, "missing integer argument");
+    return -1;
+  }
+  for (size_t i = 0; i < want; i++) {
+    if (napi_get_value_int32(env, argv[i], &out[i]) != napi_ok) {
+      napi_throw_type_error(env, NULL, "arguments must be integers");
+      return -1;
+    }
+  }
+  return 0;
+}
+
+static napi_value int_result(napi_env env, int32_t v) {
+  napi_value r;
+  napi_create_int32(env, v, &r);
+  return r;
+}
+
+/* netlinkSocket(nsFd, protocol, groups, recvTimeoutMs) -> fd
+ * nsFd < 0: current netns. Otherwise the socket is created inside nsFd's
+ * netns and the calling thread is switched back before returning, so no JS
+ * runs while switched. A netlink socket stays in its netns for its lifetime. */
+static napi_value netlink_socket(napi_env env, napi_callback_info info) {
+  int32_t a[4];
+  if (int_args(env, info, 4, a) < 0) return NULL;
+  int ns_fd = a[0], protocol = a[1], groups = a[2], timeout_ms = a[3];
+  int saved = -1, fd, err;
+
+  if (ns_fd >= 0) {
+    saved = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+    if (saved < 0) return throw_errno(env, "open /proc/thread-self/ns/net", errno);
+    if (setns(ns_fd, CLONE_NEWNET) < 0) {
+      err = errno;
+      close(saved);
+      return throw_errno(env, "setns", err);
+    }
+  }
+  fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, protocol);
+  err = errno;
+  if (saved >= 0) {
+    if (setns(saved, CLONE_NEWNET) < 0) {
+      /* Cannot return to the original netns: continuing would act on the
+       * wrong namespace, so fail loudly. */
+      int e2 = errno;
+      close(saved);
+      if (fd >= 0) close(fd);
+      return throw_errno(env, "setns back to original netns", e2);
+    }
+    close(saved);
+  }
+  if (fd < 0) return throw_errno(env, "socket(AF_NETLINK)", err);
+
+  int one = 1;
+  /* Extended acks carry the kernel's error text; strict checking makes the
+   * kernel honour dump filters. Both are best effort on old kernels. */
+  setsockopt(fd, SOL_NETLINK, NETLINK_EXT_ACK, &one, sizeof one);
+  setsockopt(fd, SOL_NETLINK, NETLINK_GET_STRICT_CHK, &one, sizeof one);
+  int rcvbuf = 1 << 20;
+  setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+  if (timeout_ms > 0) {
+    struct timeval tv = { .tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000 };
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  }
+  struct sockaddr_nl sa;
+  memset(&sa, 0, sizeof sa);
+  sa.nl_family = AF_NETLINK;
+  sa.nl_groups = (unsigned)groups;
+  if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+    err = errno;
+    close(fd);
+    return throw_errno(env, "bind(AF_NETLINK)", err);
+  }
+  return int_result(env, fd);
+}
+
+/* setns(fd, nstype): switch the calling (main) thread only. */
+static napi_value do_setns(napi_env env, napi_callback_info info) {
+  int32_t a[2];
+  if (int_args(env, info, 2, a) < 0) return NULL;
+  if (setns(a[0], a[1]) < 0) return throw_errno(env, "setns", errno);
+  return int_result(env, 0);
+}
+
+/* flock(fd, operation) -> 0, or throws (EWOULDBLOCK with LOCK_NB). */
+static napi_value do_flock(napi_env env, napi_callback_info info) {
+  int32_t a[2];
+  if (int_args(env, info, 2, a) < 0) return NULL;
+  int r;
+  do { r = flock(a[0], a[1]); } while (r < 0 && errno == EINTR);
+  if (r < 0) return throw_errno(env, "flock", errno);
+  return int_result(env, 0);
+}
+
+static napi_value do_gettid(napi_env env, napi_callback_info info) {
+  (void)info;
+  return int_result(env, (int32_t)syscall(SYS_gettid));
+}
+
+static napi_value init(napi_env env, napi_value exports) {
+  napi_property_descriptor props[] = {
+    { "netlinkSocket", NULL, netlink_socket, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "setns", NULL, do_setns, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "flock", NULL, do_flock, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "gettid", NULL, do_gettid, NULL, NULL, NULL, napi_enumerable, NULL },
+  };
+  napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
+  return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, init)
