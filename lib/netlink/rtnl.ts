@@ -105,6 +105,8 @@ export interface VethSpec {
   /** Create the peer directly inside this netns (an open nsfs fd). */
   peerNetnsFd?: number;
   mtu?: number;
+  /** The container side may have a smaller MTU (Rancher's linkMTUOverhead). */
+  peerMtu?: number;
   mac?: string;
   peerMac?: string;
 }
@@ -113,7 +115,7 @@ export interface VethSpec {
 export function encodeNewVeth(v: VethSpec): Buffer {
   const peer = Buffer.concat([
     encodeIfInfo({}),
-    ...encodeLinkAttrs({ name: v.peerName, mtu: v.mtu, mac: v.peerMac, netnsFd: v.peerNetnsFd }),
+    ...encodeLinkAttrs({ name: v.peerName, mtu: v.peerMtu ?? v.mtu, mac: v.peerMac, netnsFd: v.peerNetnsFd }),
   ]);
   return Buffer.concat([
     encodeIfInfo({}),
@@ -133,16 +135,25 @@ export interface BridgeSpec {
   vlanFiltering?: boolean;
 }
 
-export function encodeNewBridge(b: BridgeSpec): Buffer {
+function bridgeLinkInfo(vlanFiltering: boolean | undefined): Buffer {
   const info = [attrString(IFLA_INFO_KIND, 'bridge')];
-  if (b.vlanFiltering !== undefined) {
-    info.push(attrNested(IFLA_INFO_DATA, [attrU8(IFLA_BR_VLAN_FILTERING, b.vlanFiltering ? 1 : 0)]));
+  if (vlanFiltering !== undefined) {
+    info.push(attrNested(IFLA_INFO_DATA, [attrU8(IFLA_BR_VLAN_FILTERING, vlanFiltering ? 1 : 0)]));
   }
+  return attrNested(IFLA_LINKINFO, info);
+}
+
+export function encodeNewBridge(b: BridgeSpec): Buffer {
   return Buffer.concat([
     encodeIfInfo({}),
     ...encodeLinkAttrs({ name: b.name, mtu: b.mtu, mac: b.mac }),
-    attrNested(IFLA_LINKINFO, info),
+    bridgeLinkInfo(b.vlanFiltering),
   ]);
+}
+
+/** Turn VLAN filtering on or off on an existing bridge. */
+export function encodeBridgeVlanFiltering(index: number, on: boolean): Buffer {
+  return Buffer.concat([encodeIfInfo({ index }), bridgeLinkInfo(on)]);
 }
 
 /** Set attributes and/or flags of an existing link (RTM_NEWLINK without CREATE). */

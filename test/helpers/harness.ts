@@ -7,7 +7,7 @@ import path from 'node:path';
 import { after } from 'node:test';
 
 export const ROOT = path.resolve(import.meta.dirname, '..', '..');
-export const BIN = path.join(ROOT, 'dist', 'bin');
+export const BIN = process.env.CATTLE_CNI_BIN ?? path.join(ROOT, 'dist', 'bin');
 
 let counter = 0;
 const namespaces = new Set<string>();

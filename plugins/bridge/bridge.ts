@@ -1,0 +1,471 @@
+// cattle-bridge (alias rancher-bridge): a veth pair per attachment, the host
+// end on a Linux bridge, the container end in the pod's netns, addresses from
+// IPAM. Reference-bridge behaviour plus Rancher's extensions, without their
+// races (bridge creation under a lock), leaks (rollback on any failure) or
+// DEL failures (best effort, owner-checked).
+import type { CniRequest, PluginSpec } from '../../lib/skel.ts';
+import { runPlugin, processIO } from '../../lib/skel.ts';
+import { CniError, ERR_INTERNAL, ERR_INVALID_CONFIG, ERR_NOT_AVAILABLE } from '../../lib/spec/errors.ts';
+import { prevResultOf } from '../../lib/spec/config.ts';
+import type { Result, ResultRoute } from '../../lib/spec/result.ts';
+import { Rtnetlink, type Link } from '../../lib/netlink/rtnetlink.ts';
+import { BRIDGE_VLAN_INFO_PVID, BRIDGE_VLAN_INFO_UNTAGGED } from '../../lib/netlink/rtnl.ts';
+import { isErrno } from '../../lib/netlink/errors.ts';
+import { acquireLock } from '../../lib/lock.ts';
+import { sysctlSet } from '../../lib/sysctl.ts';
+import { containsIp, nthAddress, parseCidr, type Cidr } from '../../lib/ip.ts';
+import { hashedVethName, isOwnedBy, ownerMark, parseOwnerMark, type Owner } from '../../lib/hostveth.ts';
+import { masqChainName, masqComment, masqPresent, setupMasq, teardownMasq } from '../../lib/masq.ts';
+import { ipamAdd, ipamCheck, ipamDel, ipamGc, ipamStatus } from '../../lib/ipam.ts';
+import { loadState, removeState, saveState } from '../../lib/state.ts';
+import { Logger } from '../../lib/log.ts';
+import { SUITE_VERSION } from '../../lib/version.ts';
+import type { Netns } from '../../lib/netns.ts';
+import { loadBridgeConfig, type BridgeConfig } from './config.ts';
+import {
+  checkContainerState, containerSysctls, ipsOf, openPodNetns, podNetnsId, registerOurIpam, requireIps,
+  requirePrevResult, validAttachments,
+} from '../common.ts';
+
+const PLUGIN = 'cattle-bridge';
+/** How long ADD waits for the host veth to come up (kernel notification, not polling). */
+const PORT_UP_TIMEOUT_MS = 2000;
+
+/** Host veth name: Rancher's vethr<10 chars of the Docker id> for eth0, else a hash of id+ifname. */
+export function hostVethName(o: Owner): string {
+  if (/^[0-9a-f]{64}$/.test(o.containerId) && o.ifname === 'eth0') return `vethr${o.containerId.slice(0, 10)}`;
+  return hashedVethName('veth', o);
+}
+
+interface AttachmentState {
+  netns: string | undefined;
+  hostVeth: string;
+  result: Result;
+}
+
+function loggerFor(req: CniRequest, conf: BridgeConfig): Logger {
+  return new Logger({ plugin: PLUGIN, command: req.command, containerId: req.containerId, ifname: req.ifname }, conf.logToFile, conf.isDebugLevel);
+}
+
+// ---- ADD --------------------------------------------------------------------
+
+async function add(req: CniRequest): Promise<Result> {
+  const conf = loadBridgeConfig(req);
+  const log = loggerFor(req, conf);
+  const owner: Owner = { containerId: req.containerId, ifname: req.ifname };
+  const ns = openPodNetns(req);
+  const host = Rtnetlink.open();
+  const cont = Rtnetlink.open({ netnsFd: ns.fd });
+  try {
+    const again = log.step('re-ADD check', () => existingAttachment(req, conf, host, cont, owner));
+    if (again) {
+      log.finish('ok', { reused: true });
+      return again;
+    }
+    const result = await freshAdd(req, conf, log, ns, host, cont, owner);
+    log.finish('ok', { ips: result.ips?.map((i) => i.address) });
+    return result;
+  } catch (e) {
+    log.finish('error', { error: (e as Error).message, details: (e as CniError).details });
+    throw e;
+  } finally {
+    host.close();
+    cont.close();
+    ns.close();
+  }
+}
+
+/** Re-ADD of the same container+ifname into the same netns: the same result, nothing changed. */
+function existingAttachment(req: CniRequest, conf: BridgeConfig, host: Rtnetlink, cont: Rtnetlink, owner: Owner): Result | undefined {
+  const state = loadState<AttachmentState>(PLUGIN, conf.network, owner.containerId, owner.ifname);
+  if (!state || state.netns !== podNetnsId(req)) return undefined;
+  const hostLink = host.linkByName(state.hostVeth);
+  const contLink = cont.linkByName(req.ifname);
+  if (!hostLink || !isOwnedBy(hostLink, PLUGIN, owner) || !contLink || contLink.parentIndex !== hostLink.index) return undefined;
+  return state.result;
+}
+
+async function freshAdd(req: CniRequest, conf: BridgeConfig, log: Logger, ns: Netns, host: Rtnetlink, cont: Rtnetlink, owner: Owner): Promise<Result> {
+  if (cont.linkByName(req.ifname)) {
+    throw new CniError(ERR_INTERNAL, `container already has an interface named ${req.ifname}`, `netns ${req.netns}`);
+  }
+  const bridge = log.step('ensure bridge', () => ensureBridge(host, conf));
+  const hostName = hostVethName(owner);
+  log.step('remove our leftover veth', () => removeLeftoverVeth(host, hostName, owner));
+  const chain = masqChainName(conf.network, owner.containerId, owner.ifname);
+  let hostVeth: Link | undefined;
+  let ipamCalled = false;
+  let masqDone = false;
+  try {
+    hostVeth = log.step('create veth pair', () => createVethPair(host, cont, ns, conf, hostName, req.ifname, owner));
+    log.step('attach host veth to bridge', () => attachToBridge(host, hostVeth!, bridge, conf));
+    ipamCalled = true;
+    const ipam = await ipamAdd(req);
+    requireIps(ipam, String(req.config.ipam?.type));
+    const macHint = await ipamMacHint(req, ipam);
+    const contLink = log.step('container side', () => configureContainer(cont, ns, req.ifname, conf, ipam, macHint));
+    const gateways = log.step('host side: gateway', () => configureGateway(host, bridge, conf, ipam));
+    if (conf.masquerade) {
+      masqDone = true;
+      log.step('masquerade', () => setupMasq(chain, masqComment(conf.network, owner.containerId), ipsOf(ipam).map((i) => i.cidr)));
+    }
+    log.step('wait for port up', () => {
+      if (!host.waitOperUp(hostVeth!.index, PORT_UP_TIMEOUT_MS)) throw new CniError(ERR_INTERNAL, `bridge port ${hostName} did not come up`);
+    });
+    const result = buildResult(req, conf, host, cont, bridge, hostVeth, contLink, ipam, gateways);
+    saveState(PLUGIN, conf.network, owner.containerId, owner.ifname, { netns: podNetnsId(req), hostVeth: hostName, result } satisfies AttachmentState);
+    return result;
+  } catch (e) {
+    // Nothing half-done stays behind: the veth (both ends), the rules, the lease.
+    if (hostVeth) deleteLinkQuietly(host, hostVeth.index);
+    if (masqDone) quietly(() => teardownMasq(chain));
+    if (ipamCalled) await quietlyAsync(() => ipamDel(req));
+    throw e;
+  }
+}
+
+async function ipamMacHint(req: CniRequest, ipam: Result): Promise<string | undefined> {
+  const type = req.config.ipam?.type;
+  if (type !== 'cattle-ipam' && type !== 'rancher-cni-ipam') return undefined;
+  const mod = await import('../../ipam/cattle/plugin.ts');
+  return mod.macHintOf?.(ipam);
+}
+
+/** Create the bridge if missing (under a lock: no boot-time races), bring it up, add Rancher's bridge address. */
+function ensureBridge(host: Rtnetlink, conf: BridgeConfig): Link {
+  const lock = acquireLock(`bridge-${conf.bridge}`);
+  try {
+    let br = host.linkByName(conf.bridge);
+    if (!br) {
+      try {
+        host.createBridge({ name: conf.bridge, mtu: conf.mtu || undefined, vlanFiltering: conf.vlan > 0 ? true : undefined });
+      } catch (e) {
+        // Another runtime (or a non-cooperating tool) made it first: fine if it is a bridge.
+        if (!isErrno(e, 'EEXIST')) throw vlanSupportError(e, conf);
+      }
+      br = host.linkByName(conf.bridge);
+      if (!br) throw new CniError(ERR_INTERNAL, `bridge ${conf.bridge} vanished after creation`);
+    }
+    if (br.kind !== 'bridge') {
+      throw new CniError(ERR_INVALID_CONFIG, `"${conf.bridge}" already exists but is not a bridge`, `it is a ${br.kind ?? 'plain'} link`);
+    }
+    if (conf.vlan > 0 && br.vlanFiltering !== true) {
+      try {
+        host.setBridgeVlanFiltering(br.index, true);
+      } catch (e) {
+        throw vlanSupportError(e, conf);
+      }
+    }
+    if (conf.promiscMode && !(br.flags & 0x100)) host.setPromisc(br.index, true);
+    if (!(br.flags & 1)) host.setUp(br.index);
+    if (conf.bridgeAddress && !conf.skipBridgeConfigureIP) ensureBridgeAddress(host, br, conf.bridgeAddress, conf.forceAddress);
+    return host.linkByIndex(br.index) ?? br;
+  } finally {
+    lock.release();
+  }
+}
+
+function vlanSupportError(e: unknown, conf: BridgeConfig): unknown {
+  if (conf.vlan > 0 && isErrno(e, 'ENOTSUP', 'EOPNOTSUPP')) {
+    return new CniError(ERR_INVALID_CONFIG, `vlan ${conf.vlan} needs bridge VLAN filtering, which this kernel does not support`,
+      'CONFIG_BRIDGE_VLAN_FILTERING is off; remove "vlan" from the configuration or use a kernel with it');
+  }
+  return e;
+}
+
+/**
+ * Put addr on the bridge. Other addresses stay; one of the same family whose
+ * subnet overlaps is an error unless forceAddress (then it is replaced).
+ */
+function ensureBridgeAddress(host: Rtnetlink, br: Link, addr: Cidr, force: boolean): void {
+  const want = `${addr.ip}/${addr.prefix}`;
+  for (const a of host.addresses({ index: br.index, family: addr.family })) {
+    if (a.cidr === want) return;
+    if (addr.family === 6 && a.scope === 253) continue; // link-local
+    const theirs = parseCidr(a.cidr);
+    const overlaps = containsIp(theirs, addr.ip) || containsIp(addr, theirs.ip);
+    if (!overlaps) continue;
+    if (!force) {
+      throw new CniError(ERR_INTERNAL, `"${br.name}" already has an IP address different from ${want}`, `it has ${a.cidr}; set forceAddress to replace it`);
+    }
+    host.delAddress(br.index, a.cidr);
+  }
+  try {
+    host.addAddress(br.index, want);
+  } catch (e) {
+    if (!isErrno(e, 'EEXIST')) throw e;
+  }
+}
+
+/** A same-named host link is removed only when its mark names this very attachment. */
+function removeLeftoverVeth(host: Rtnetlink, name: string, owner: Owner): void {
+  const old = host.linkByName(name);
+  if (!old) return;
+  if (!isOwnedBy(old, PLUGIN, owner)) {
+    const mark = parseOwnerMark(old.alias);
+    throw new CniError(ERR_INTERNAL, `host interface ${name} already exists and is not this attachment's`,
+      mark ? `it belongs to container ${mark.containerId} interface ${mark.ifname}` : 'it carries no cattle-cni mark; remove it by hand if it is stale');
+  }
+  deleteLinkQuietly(host, old.index);
+}
+
+function createVethPair(host: Rtnetlink, cont: Rtnetlink, ns: Netns, conf: BridgeConfig, hostName: string, ifname: string, owner: Owner): Link {
+  host.createVeth({
+    name: hostName,
+    peerName: ifname,
+    peerNetnsFd: ns.fd,
+    mtu: conf.mtu || undefined,
+    peerMtu: conf.containerMtu || undefined,
+    peerMac: conf.mac,
+  });
+  const link = host.linkByName(hostName);
+  if (!link) throw new CniError(ERR_INTERNAL, `host veth ${hostName} missing after creation`);
+  // The ownership mark goes on first, so a crash from here on leaves a link DEL/GC can recognise.
+  host.setAlias(link.index, ownerMark(PLUGIN, owner));
+  if (!cont.linkByName(ifname)) throw new CniError(ERR_INTERNAL, `container interface ${ifname} missing after creation`);
+  return host.linkByIndex(link.index) ?? link;
+}
+
+function attachToBridge(host: Rtnetlink, veth: Link, bridge: Link, conf: BridgeConfig): void {
+  host.setMaster(veth.index, bridge.index);
+  if (conf.hairpinMode) host.setBridgePort(veth.index, { hairpin: true });
+  if (conf.vlan > 0) {
+    host.addBridgeVlan(veth.index, conf.vlan, BRIDGE_VLAN_INFO_PVID | BRIDGE_VLAN_INFO_UNTAGGED);
+    try {
+      host.delBridgeVlan(veth.index, 1); // the default VLAN would otherwise still carry the port's traffic
+    } catch (e) {
+      if (!isErrno(e, 'ENOENT', 'EINVAL')) throw e;
+    }
+  }
+  host.setUp(veth.index);
+}
+
+/** The gateway of each IP: IPAM's, the bridge's own IPv4 (useBridgeIPAsGateway), or network + 1. */
+function gatewayFor(conf: BridgeConfig, ip: Cidr, given: string | undefined, bridgeIPv4: string | undefined): string {
+  if (conf.useBridgeIPAsGateway && ip.family === 4 && bridgeIPv4) return bridgeIPv4;
+  return given ?? nthAddress(ip, 1);
+}
+
+function configureContainer(cont: Rtnetlink, ns: Netns, ifname: string, conf: BridgeConfig, ipam: Result, macHint: string | undefined): Link {
+  const link = cont.linkByName(ifname)!;
+  containerSysctls(ns, ifname, { enableDad: conf.enabledad });
+  // The runtime's MAC (already set at creation) wins over the one cattle published.
+  if (!conf.mac && macHint) cont.setMac(link.index, macHint);
+  for (const ip of ipsOf(ipam)) cont.addAddress(link.index, ip.address, { nodad: !conf.enabledad });
+  cont.setUp(link.index);
+  const bridgeIPv4 = conf.bridgeAddress?.family === 4 ? conf.bridgeAddress.ip : undefined;
+  for (const r of containerRoutes(conf, ipam, bridgeIPv4)) {
+    try {
+      cont.addRoute({ dst: r.dst, gw: r.gw, oif: link.index });
+    } catch (e) {
+      if (!isErrno(e, 'EEXIST')) throw e;
+    }
+  }
+  return cont.linkByIndex(link.index) ?? link;
+}
+
+/** IPAM routes (a route without gw goes via the gateway), plus the default route for isDefaultGateway. */
+function containerRoutes(conf: BridgeConfig, ipam: Result, bridgeIPv4: string | undefined): ResultRoute[] {
+  const ips = ipsOf(ipam);
+  const gwOf = (family: 4 | 6) => {
+    const ip = ips.find((i) => i.cidr.family === family);
+    return ip ? gatewayFor(conf, ip.cidr, ip.gateway, bridgeIPv4) : undefined;
+  };
+  const routes: ResultRoute[] = [];
+  for (const r of ipam.routes ?? []) {
+    const family = parseCidr(r.dst).family;
+    routes.push({ ...r, gw: r.gw ?? gwOf(family) });
+  }
+  if (conf.isDefaultGateway) {
+    for (const family of [4, 6] as const) {
+      const gw = gwOf(family);
+      const dst = family === 4 ? '0.0.0.0/0' : '::/0';
+      if (gw && !routes.some((r) => parseCidr(r.dst).prefix === 0 && parseCidr(r.dst).family === family)) routes.push({ dst, gw });
+    }
+  }
+  return routes;
+}
+
+/** isGateway: the gateway address on the bridge (other addresses kept) and forwarding on. */
+function configureGateway(host: Rtnetlink, bridge: Link, conf: BridgeConfig, ipam: Result): Map<string, string> {
+  const bridgeIPv4 = conf.bridgeAddress?.family === 4 ? conf.bridgeAddress.ip : undefined;
+  const gateways = new Map<string, string>();
+  for (const ip of ipsOf(ipam)) gateways.set(ip.address, gatewayFor(conf, ip.cidr, ip.gateway, bridgeIPv4));
+  if (!conf.isGateway) return gateways;
+  if (!conf.skipBridgeConfigureIP) {
+    const lock = acquireLock(`bridge-${conf.bridge}`);
+    try {
+      for (const ip of ipsOf(ipam)) {
+        const gw = gateways.get(ip.address)!;
+        ensureBridgeAddress(host, bridge, { ip: gw, prefix: ip.cidr.prefix, family: ip.cidr.family }, conf.forceAddress);
+      }
+    } finally {
+      lock.release();
+    }
+  }
+  const families = new Set(ipsOf(ipam).map((i) => i.cidr.family));
+  if (families.has(4)) sysctlSet('net/ipv4/ip_forward', '1');
+  if (families.has(6)) sysctlSet('net/ipv6/conf/all/forwarding', '1');
+  return gateways;
+}
+
+function buildResult(req: CniRequest, conf: BridgeConfig, host: Rtnetlink, cont: Rtnetlink, bridge: Link, hostVeth: Link, contLink: Link,
+  ipam: Result, gateways: Map<string, string>): Result {
+  // Re-read MACs: udev may have rewritten them while we worked.
+  const br = host.linkByIndex(bridge.index) ?? bridge;
+  const hv = host.linkByIndex(hostVeth.index) ?? hostVeth;
+  const cl = cont.linkByIndex(contLink.index) ?? contLink;
+  const bridgeIPv4 = conf.bridgeAddress?.family === 4 ? conf.bridgeAddress.ip : undefined;
+  const result: Result = {
+    interfaces: [
+      { name: br.name, mac: br.mac },
+      { name: hv.name, mac: hv.mac },
+      { name: cl.name, mac: cl.mac, mtu: cl.mtu, sandbox: req.netns },
+    ],
+    ips: (ipam.ips ?? []).map((ip) => ({ interface: 2, address: ip.address, gateway: conf.isGateway || ip.gateway ? gateways.get(ip.address) : undefined })),
+    routes: containerRoutes(conf, ipam, bridgeIPv4),
+  };
+  const dns = ipam.dns && Object.keys(ipam.dns).length ? ipam.dns : req.config.dns;
+  if (dns && Object.keys(dns).length) result.dns = dns;
+  return result;
+}
+
+// ---- DEL --------------------------------------------------------------------
+
+async function del(req: CniRequest): Promise<void> {
+  const conf = loadBridgeConfig(req);
+  const log = loggerFor(req, conf);
+  const owner: Owner = { containerId: req.containerId, ifname: req.ifname };
+  let firstError: unknown;
+  const attempt = async (step: string, fn: () => unknown) => {
+    try {
+      await log.step(step, fn);
+    } catch (e) {
+      firstError ??= e;
+    }
+  };
+  // The host veth name is derived from the attachment: no need to enter the
+  // netns, which may be gone already. Only a link marked as ours is removed.
+  await attempt('delete veth', () => {
+    const host = Rtnetlink.open();
+    try {
+      const link = host.linkByName(hostVethName(owner));
+      if (link && isOwnedBy(link, PLUGIN, owner)) deleteLinkQuietly(host, link.index);
+    } finally {
+      host.close();
+    }
+  });
+  if (conf.masquerade) await attempt('remove masquerade', () => teardownMasq(masqChainName(conf.network, owner.containerId, owner.ifname)));
+  await attempt('IPAM DEL', () => ipamDel(req));
+  removeState(PLUGIN, conf.network, owner.containerId, owner.ifname);
+  log.finish(firstError ? 'error' : 'ok', firstError ? { error: (firstError as Error).message } : {});
+  if (firstError) throw firstError;
+}
+
+// ---- CHECK ------------------------------------------------------------------
+
+async function check(req: CniRequest): Promise<void> {
+  const conf = loadBridgeConfig(req);
+  const prev = requirePrevResult(prevResultOf(req.config));
+  const owner: Owner = { containerId: req.containerId, ifname: req.ifname };
+  const ns = openPodNetns(req);
+  const host = Rtnetlink.open();
+  const cont = Rtnetlink.open({ netnsFd: ns.fd });
+  try {
+    const br = host.linkByName(conf.bridge);
+    if (!br || br.kind !== 'bridge') throw new CniError(ERR_INTERNAL, `bridge ${conf.bridge} not found`);
+    const hostName = hostVethName(owner);
+    const hv = host.linkByName(hostName);
+    if (!hv || !isOwnedBy(hv, PLUGIN, owner)) throw new CniError(ERR_INTERNAL, `host veth ${hostName} of this attachment not found`);
+    if (hv.master !== br.index) throw new CniError(ERR_INTERNAL, `host veth ${hostName} is not attached to ${conf.bridge}`);
+    const cl = cont.linkByName(req.ifname);
+    if (!cl || cl.parentIndex !== hv.index) throw new CniError(ERR_INTERNAL, `${req.ifname} in the container is not the peer of ${hostName}`);
+    const ifaces = prev.interfaces ?? [];
+    checkContainerState(cont, req.ifname, prev, (i) => ifaces[i]?.name === req.ifname && !!ifaces[i]?.sandbox);
+    if (conf.masquerade && !masqPresent(masqChainName(conf.network, owner.containerId, owner.ifname))) {
+      throw new CniError(ERR_INTERNAL, 'masquerade rule for this attachment is missing');
+    }
+  } finally {
+    host.close();
+    cont.close();
+    ns.close();
+  }
+  await ipamCheck(req);
+}
+
+// ---- GC and STATUS ----------------------------------------------------------
+
+async function gc(req: CniRequest): Promise<void> {
+  const conf = loadBridgeConfig(req);
+  const valid = validAttachments(req);
+  const host = Rtnetlink.open();
+  try {
+    const br = host.linkByName(conf.bridge);
+    if (br && br.kind === 'bridge') {
+      for (const link of host.links({ master: br.index })) {
+        const mark = parseOwnerMark(link.alias);
+        if (!mark || mark.plugin !== PLUGIN || valid.has(`${mark.containerId}/${mark.ifname}`)) continue;
+        deleteLinkQuietly(host, link.index);
+        if (conf.masquerade) quietly(() => teardownMasq(masqChainName(conf.network, mark.containerId, mark.ifname)));
+        removeState(PLUGIN, conf.network, mark.containerId, mark.ifname);
+      }
+    }
+  } finally {
+    host.close();
+  }
+  await ipamGc(req);
+}
+
+async function status(req: CniRequest): Promise<void> {
+  const conf = loadBridgeConfig(req);
+  const host = Rtnetlink.open();
+  try {
+    const br = host.linkByName(conf.bridge);
+    if (br && br.kind !== 'bridge') throw new CniError(ERR_NOT_AVAILABLE, `"${conf.bridge}" exists but is not a bridge`, 'ADD would fail');
+  } finally {
+    host.close();
+  }
+  await ipamStatus(req);
+}
+
+// ---- helpers ------------------------------------------------------------------
+
+function deleteLinkQuietly(host: Rtnetlink, index: number): void {
+  try {
+    host.deleteLink(index);
+  } catch (e) {
+    if (!isErrno(e, 'ENODEV')) throw e;
+  }
+}
+
+function quietly(fn: () => void): void {
+  try {
+    fn();
+  } catch {
+    // rollback is best effort; the original error is what the runtime sees
+  }
+}
+
+async function quietlyAsync(fn: () => Promise<void>): Promise<void> {
+  try {
+    await fn();
+  } catch {
+    // as above
+  }
+}
+
+export const plugin: PluginSpec = {
+  name: PLUGIN,
+  version: SUITE_VERSION,
+  about: 'veth pairs on a Linux bridge (reference bridge + Rancher rancher-bridge)',
+  add,
+  del,
+  check,
+  gc,
+  status,
+};
+
+export async function main(_args: string[]): Promise<number> {
+  registerOurIpam();
+  return runPlugin(plugin, processIO());
+}

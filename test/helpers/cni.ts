@@ -1,0 +1,85 @@
+// Driving a plugin the way a runtime does, for integration tests.
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { BIN, baseEnv, runExe, trackPid, untrackPid, type RunResult, type TestNetns } from './harness.ts';
+
+export const CNI_PATH = `${BIN}:/usr/lib/cni`;
+
+export interface Attach {
+  plugin: string;
+  host: TestNetns;
+  conf: object;
+  containerId: string;
+  netns?: string;
+  ifname?: string;
+  args?: string;
+  extraEnv?: Record<string, string>;
+}
+
+export function cniEnv(cmd: string, a: Attach): Record<string, string | undefined> {
+  return {
+    CNI_COMMAND: cmd,
+    CNI_CONTAINERID: a.containerId,
+    CNI_NETNS: a.netns ?? '',
+    CNI_IFNAME: a.ifname ?? 'eth0',
+    CNI_PATH,
+    CNI_ARGS: a.args,
+    ...a.extraEnv,
+  };
+}
+
+export function cni(cmd: 'ADD' | 'DEL' | 'CHECK' | 'GC' | 'STATUS' | 'VERSION', a: Attach): RunResult {
+  return runExe(a.plugin, { netns: a.host, env: cniEnv(cmd, a), stdin: a.conf });
+}
+
+/** Start a plugin without waiting (for concurrency tests). */
+export function cniAsync(cmd: string, a: Attach): Promise<RunResult> {
+  const env: Record<string, string> = baseEnv();
+  for (const [k, v] of Object.entries(cniEnv(cmd, a))) if (v !== undefined) env[k] = v;
+  const t0 = performance.now();
+  const child = spawn('ip', ['netns', 'exec', a.host.name, path.join(BIN, a.plugin)], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+  trackPid(child.pid);
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d) => { stdout += d; });
+  child.stderr.on('data', (d) => { stderr += d; });
+  child.stdin.end(JSON.stringify(a.conf));
+  return new Promise((resolve) => {
+    child.on('close', (code) => {
+      untrackPid(child.pid);
+      let json: unknown;
+      try {
+        json = stdout.trim() ? JSON.parse(stdout) : undefined;
+      } catch {
+        json = undefined;
+      }
+      resolve({ code, stdout, stderr, json, ms: performance.now() - t0 });
+    });
+  });
+}
+
+export function tempDir(prefix: string): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  return dir;
+}
+
+export interface IpLink {
+  ifname: string;
+  ifindex: number;
+  mtu: number;
+  address: string;
+  flags: string[];
+  master?: string;
+  ifalias?: string;
+  linkinfo?: { info_kind?: string; info_slave_kind?: string; info_slave_data?: Record<string, unknown>; info_data?: Record<string, unknown> };
+}
+
+export function links(ns: TestNetns): IpLink[] {
+  return ns.ipJson<IpLink[]>('-d', 'link', 'show');
+}
+
+export function ping(from: TestNetns, ip: string): boolean {
+  return from.exec('ping', ['-c', '1', '-W', '2', ip], { allowFail: true }).status === 0;
+}
