@@ -136,6 +136,8 @@ export function rootLinkNames(): string[] {
   return (JSON.parse(out) as { ifname: string }[]).map((l) => l.ifname).sort();
 }
 
+/** Namespaces this test process made and still has (others may run tests in parallel). */
 export function netnsNames(): string[] {
-  return sh('ip', ['netns', 'list']).stdout.split('\n').map((l) => l.split(' ')[0]!).filter(Boolean).sort();
+  return sh('ip', ['netns', 'list']).stdout.split('\n').map((l) => l.split(' ')[0]!)
+    .filter((n) => n.includes(`-${process.pid}-`)).sort();
 }

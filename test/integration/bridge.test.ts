@@ -340,7 +340,14 @@ test('GC removes veths whose attachment is not valid any more; STATUS reports', 
   const gcConf = { ...c, 'cni.dev/valid-attachments': [{ containerID: 'keep', ifname: 'eth0' }] };
   ok(cni('GC', attach(host, undefined, gcConf, 'gc')));
   assert.deepEqual(links(host).filter((l) => l.ifalias?.startsWith('cattle-cni')).map((l) => l.ifalias), ['cattle-cni cattle-bridge keep eth0']);
-  ok(cni('STATUS', attach(host, undefined, c, 'status')));
+  // STATUS asks IPAM too: cattle-ipam without a reachable metadata service cannot serve ADD.
+  const st = cni('STATUS', attach(host, undefined, c, 'status'));
+  assert.equal(st.code, 1);
+  assert.equal((st.json as { code: number }).code, 50);
+  // A non-bridge link under the bridge's name: STATUS says ADD would fail.
+  host.exec('ip', ['link', 'add', 'cbrz', 'type', 'veth', 'peer', 'name', 'cbrzp']);
+  const st2 = cni('STATUS', attach(host, undefined, { ...c, bridge: 'cbrz' }, 'status'));
+  assert.deepEqual([(st2.json as { code: number }).code, (st2.json as { msg: string }).msg], [50, '"cbrz" exists but is not a bridge']);
   ok(cni('DEL', attach(host, p1, c, 'keep', { args: 'IPAddress=10.77.13.5/24' })));
   for (const ns of [host, p1, p2]) ns.destroy();
 });

@@ -1,0 +1,95 @@
+// Small mechanisms: IP math, host veth names and marks, iptables rule
+// parsing, the dispatch table, the lock and the netns wrapper's guard rails.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { bytesToMac, containsIp, isValidMac, macToBytes, networkOf, nthAddress, parseCidr } from '../../lib/ip.ts';
+import { hashedVethName, isOwnedBy, ownerMark, parseOwnerMark } from '../../lib/hostveth.ts';
+import { masqChainName, splitRule } from '../../lib/masq.ts';
+import { ENTRIES, entryName } from '../../entries.ts';
+import { hostVethName } from '../../plugins/bridge/bridge.ts';
+import { sysctlPath, interfaceKey } from '../../lib/sysctl.ts';
+
+test('CIDR parsing keeps host bits; network and n-th address', () => {
+  assert.deepEqual(parseCidr('10.42.7.9/16'), { ip: '10.42.7.9', prefix: 16, family: 4 });
+  assert.equal(networkOf(parseCidr('10.42.7.9/16')), '10.42.0.0/16');
+  assert.equal(nthAddress(parseCidr('10.42.7.9/16'), 1), '10.42.0.1');
+  assert.equal(nthAddress(parseCidr('10.0.0.0/8'), 256), '10.0.1.0');
+  assert.equal(nthAddress(parseCidr('fd00::5/64'), 1), 'fd00::1');
+  assert.ok(containsIp(parseCidr('10.42.0.0/16'), '10.42.200.1'));
+  assert.ok(!containsIp(parseCidr('10.42.0.0/16'), 'fd00::1'));
+  assert.throws(() => parseCidr('10.1.2.3'), /invalid CIDR/);
+  assert.throws(() => parseCidr('10.1.2.300/24'), /invalid CIDR/);
+});
+
+test('MAC helpers', () => {
+  assert.ok(isValidMac('0A:58:0a:00:00:01'));
+  assert.ok(!isValidMac('0a:58:0a:00:00'));
+  assert.equal(bytesToMac(macToBytes('0a:58:0a:00:00:ff')), '0a:58:0a:00:00:ff');
+});
+
+test('host veth names: Rancher vethr for Docker ids on eth0, else a 15-char hash that differs per ifname', () => {
+  const docker = 'a'.repeat(10) + 'b'.repeat(54);
+  assert.equal(hostVethName({ containerId: docker, ifname: 'eth0' }), 'vethraaaaaaaaaa');
+  const a = hostVethName({ containerId: docker, ifname: 'net1' });
+  const b = hostVethName({ containerId: 'cnitool-0123456789abcdef0123', ifname: 'eth0' });
+  const c = hostVethName({ containerId: 'cnitool-0123456789abcdef0123', ifname: 'eth1' });
+  for (const n of [a, b, c]) assert.match(n, /^veth[0-9a-f]{11}$/);
+  assert.notEqual(b, c);
+  assert.equal(hashedVethName('cali', { containerId: 'x', ifname: 'eth0' }).length, 15);
+});
+
+test('ownership marks round-trip and only match the same attachment', () => {
+  const mark = ownerMark('cattle-bridge', { containerId: 'abc', ifname: 'eth0' });
+  assert.equal(mark, 'cattle-cni cattle-bridge abc eth0');
+  assert.deepEqual(parseOwnerMark(mark), { plugin: 'cattle-bridge', containerId: 'abc', ifname: 'eth0' });
+  assert.equal(parseOwnerMark('something else'), undefined);
+  assert.equal(parseOwnerMark(undefined), undefined);
+  const link = { index: 1, name: 'v', flags: 0, mtu: 1500, operState: 'up' as const, alias: mark };
+  assert.ok(isOwnedBy(link, 'cattle-bridge', { containerId: 'abc', ifname: 'eth0' }));
+  assert.ok(!isOwnedBy(link, 'cattle-bridge', { containerId: 'abc', ifname: 'eth1' }));
+  assert.ok(!isOwnedBy(link, 'cattle-ptp', { containerId: 'abc', ifname: 'eth0' }));
+});
+
+test('masquerade chain names fit iptables (≤ 28) and rules split with quoted comments', () => {
+  const chain = masqChainName('net', 'container', 'eth0');
+  assert.match(chain, /^CCNI-[0-9a-f]{23}$/);
+  assert.equal(chain.length, 28);
+  assert.deepEqual(splitRule('-A POSTROUTING -s 10.1.0.5/32 -m comment --comment "cattle-cni name: \\"n\\" id: \\"c\\"" -j CCNI-1'),
+    ['-A', 'POSTROUTING', '-s', '10.1.0.5/32', '-m', 'comment', '--comment', 'cattle-cni name: "n" id: "c"', '-j', 'CCNI-1']);
+});
+
+test('dispatch: invoked name first, unknown names stay unknown', () => {
+  assert.equal(entryName('/opt/cni/bin/cattle-bridge', '/opt/cni/bin/cattle-bridge'), 'cattle-bridge');
+  assert.equal(entryName('rancher-bridge', undefined), 'rancher-bridge');
+  assert.equal(entryName('/usr/bin/whatever', 'x'), 'whatever');
+  for (const name of ['cattle-cni', 'cattle-bridge', 'rancher-bridge']) assert.ok(name in ENTRIES, name);
+});
+
+test('sysctl keys: dotted or slashed, interface names with dots', () => {
+  assert.equal(sysctlPath('net.ipv4.ip_forward'), '/proc/sys/net/ipv4/ip_forward');
+  assert.equal(sysctlPath(interfaceKey(4, 'eth0.100', 'forwarding')), '/proc/sys/net/ipv4/conf/eth0.100/forwarding');
+});
+
+test('lock: a second process waits until the first releases', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ccni-lock-'));
+  const node = process.execPath;
+  const script = (tag: string, holdMs: number) => `
+    import { acquireLock } from ${JSON.stringify(path.resolve('lib/lock.ts'))};
+    const l = acquireLock('t');
+    const t = Date.now(); while (Date.now() - t < ${holdMs}) {}
+    console.log('${tag}', Date.now());
+    l.release();`;
+  const env = { ...process.env, CATTLE_CNI_LOCK_DIR: dir };
+  const first = spawnSync(node, ['--input-type=module', '-e', `
+    import { spawn } from 'node:child_process';
+    const a = spawn(process.execPath, ['--input-type=module', '-e', ${JSON.stringify(script('A', 300))}], { stdio: 'inherit' });
+    setTimeout(() => spawn(process.execPath, ['--input-type=module', '-e', ${JSON.stringify(script('B', 0))}], { stdio: 'inherit' }), 100);`], { env, encoding: 'utf8' });
+  const lines = first.stdout.trim().split('\n').map((l) => l.split(' '));
+  assert.deepEqual(lines.map((l) => l[0]), ['A', 'B'], first.stderr);
+  assert.ok(Number(lines[1]![1]) >= Number(lines[0]![1]));
+  fs.rmSync(dir, { recursive: true, force: true });
+});
