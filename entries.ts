@@ -10,7 +10,15 @@ export const ENTRIES: Record<string, () => Promise<Entry>> = {
   'cattle-cni': () => import('./cli/main.ts'),
   'cattle-bridge': () => import('./plugins/bridge/bridge.ts'),
   'rancher-bridge': () => import('./plugins/bridge/bridge.ts'),
+  'cattle-ptp': () => import('./plugins/ptp/ptp.ts'),
+  'cattle-ipam': () => import('./ipam/cattle/plugin.ts'),
+  'rancher-cni-ipam': () => import('./ipam/cattle/plugin.ts'),
+  'cattle-metadata': () => import('./metadata/main.ts'),
+  'cniglue': () => import('./cniglue/main.ts'),
 };
+
+/** The CNI plugins among the entries: their VERSION answer is the same and needs none of their code. */
+export const CNI_PLUGINS: ReadonlySet<string> = new Set(['cattle-bridge', 'rancher-bridge', 'cattle-ptp', 'cattle-ipam', 'rancher-cni-ipam']);
 
 /** The entry for an invocation: the invoked file name (argv0), else argv[1] (`node main.ts name`). */
 export function entryName(argv0: string, argv1: string | undefined): string {

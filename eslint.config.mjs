@@ -1,7 +1,7 @@
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules/', 'dist/', 'native/build/', 'build/'] },
+  { ignores: ['node_modules/', 'dist/', 'native/build/', 'build/', 'gen/'] },
   ...tseslint.configs.recommended,
   {
     rules: {

@@ -1,7 +1,8 @@
 // Entry point of the single executable: dispatch on the invoked name
 // (dist/bin holds a link per name).
-import { ENTRIES, entryName } from './entries.ts';
+import { CNI_PLUGINS, ENTRIES, entryName } from './entries.ts';
 import { isSea } from 'node:sea';
+import { versionInfoJSON } from './lib/spec/versions.ts';
 
 async function start(): Promise<number> {
   // In the executable argv is [exe, invoked name, ...args]; from source it is
@@ -9,6 +10,12 @@ async function start(): Promise<number> {
   const fromSource = !isSea();
   const name = fromSource ? (process.argv[2] ?? 'cattle-cni') : entryName(process.argv0, process.argv[1]);
   const args = process.argv.slice(fromSource ? 3 : 2);
+  // VERSION is asked often (every runtime probes it) and is the same for all
+  // our plugins: answer before loading any plugin code. stdin is ignored.
+  if (CNI_PLUGINS.has(name) && process.env.CNI_COMMAND === 'VERSION') {
+    process.stdout.write(`${JSON.stringify(versionInfoJSON())}\n`);
+    return 0;
+  }
   const load = ENTRIES[name];
   if (!load) {
     process.stderr.write(`cattle-cni: unknown program name "${name}"; link this executable as one of: ${Object.keys(ENTRIES).join(', ')}\n`);

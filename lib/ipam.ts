@@ -2,7 +2,6 @@
 // ipam.type is found in CNI_PATH and executed with the caller's environment
 // and the same config on stdin. When the type is one of ours and lives in
 // this executable, it is called in-process instead: no second Node start.
-import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { CniRequest, PluginCommand, PluginSpec } from './skel.ts';
@@ -46,6 +45,15 @@ export async function ipamAdd(req: CniRequest): Promise<Result> {
   return (await invokeIpam('ADD', req)) ?? {};
 }
 
+/**
+ * Start IPAM ADD now and collect it later: an executed delegate then runs
+ * while this process does its kernel work. The promise never rejects; the
+ * outcome carries the error.
+ */
+export function startIpamAdd(req: CniRequest): Promise<{ result?: Result; error?: unknown }> {
+  return ipamAdd(req).then((result) => ({ result }), (error: unknown) => ({ error }));
+}
+
 export async function ipamDel(req: CniRequest): Promise<void> {
   await invokeIpam('DEL', req);
 }
@@ -80,18 +88,37 @@ async function callInProcess(spec: PluginSpec, command: PluginCommand, req: CniR
   }
 }
 
-function execIpam(file: string, command: PluginCommand, req: CniRequest): Result | undefined {
-  const child = spawnSync(file, [], {
-    input: req.stdin,
-    env: { ...req.env, CNI_COMMAND: command },
-    // stderr is the plugin's log: pass it through, as the spec says.
-    stdio: ['pipe', 'pipe', 'inherit'],
-    maxBuffer: 16 * 1024 * 1024,
-  });
+/** Execute the delegate without blocking, so the caller can do kernel work meanwhile. */
+function execIpam(file: string, command: PluginCommand, req: CniRequest): Promise<Result | undefined> {
   const name = path.basename(file);
-  if (child.error) throw new CniError(ERR_INTERNAL, `cannot run IPAM plugin ${name}: ${child.error.message}`);
-  const out = child.stdout.toString('utf8').trim();
-  if (child.status !== 0) throw delegateError(name, command, out, child.status, child.signal);
+  // child_process is loaded only when a delegate is really executed.
+  const { spawn } = process.getBuiltinModule('node:child_process');
+  return new Promise((resolve, reject) => {
+    const child = spawn(file, [], {
+      env: { ...req.env, CNI_COMMAND: command },
+      // stderr is the plugin's log: pass it through, as the spec says.
+      stdio: ['pipe', 'pipe', 'inherit'],
+    });
+    const chunks: Buffer[] = [];
+    child.stdout.on('data', (d: Buffer) => chunks.push(d));
+    child.on('error', (e) => reject(new CniError(ERR_INTERNAL, `cannot run IPAM plugin ${name}: ${e.message}`)));
+    child.stdin.on('error', () => {
+      // a delegate that exits without reading stdin is judged by its exit status
+    });
+    child.stdin.end(req.stdin);
+    child.on('close', (status, signal) => {
+      const out = Buffer.concat(chunks).toString('utf8').trim();
+      try {
+        resolve(delegateOutcome(name, command, req, out, status, signal));
+      } catch (e) {
+        reject(e);
+      }
+    });
+  });
+}
+
+function delegateOutcome(name: string, command: PluginCommand, req: CniRequest, out: string, status: number | null, signal: string | null): Result | undefined {
+  if (status !== 0) throw delegateError(name, command, out, status, signal);
   if (command !== 'ADD') return undefined;
   let json: unknown;
   try {

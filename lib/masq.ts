@@ -2,7 +2,6 @@
 // reference plugins do): POSTROUTING -s <pod> -j <chain>; the chain accepts
 // traffic to the pod's own subnet and masquerades the rest (not multicast).
 // iptables is executed with argv arrays, never through a shell.
-import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -32,10 +31,15 @@ function findTool(name: string): string {
   throw new Error(`${name} not found in PATH (needed for ipMasq)`);
 }
 
+/** Run a tool, stdout as text. child_process is loaded on first use: most plugin runs execute nothing. */
+function run(file: string, args: string[], stdio: 'pipe' | 'ignore' = 'pipe'): string {
+  return process.getBuiltinModule('node:child_process').execFileSync(file, args, { encoding: 'utf8', stdio: ['ignore', stdio, stdio] });
+}
+
 function xtables(family: 4 | 6, args: string[], allowFail = false): string {
   const tool = findTool(family === 4 ? 'iptables' : 'ip6tables');
   try {
-    return execFileSync(tool, ['-w', '5', '-t', 'nat', ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    return run(tool, ['-w', '5', '-t', 'nat', ...args]);
   } catch (e) {
     if (allowFail) return '';
     const err = e as { stderr?: string; message: string };
@@ -65,7 +69,7 @@ export function setupMasq(chain: string, comment: string, addrs: Cidr[]): void {
 
 function ruleExists(family: 4 | 6, rule: string[]): boolean {
   try {
-    execFileSync(findTool(family === 4 ? 'iptables' : 'ip6tables'), ['-w', '5', '-t', 'nat', '-C', ...rule], { stdio: 'ignore' });
+    run(findTool(family === 4 ? 'iptables' : 'ip6tables'), ['-w', '5', '-t', 'nat', '-C', ...rule], 'ignore');
     return true;
   } catch {
     return false;

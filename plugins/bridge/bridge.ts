@@ -16,14 +16,14 @@ import { sysctlSet } from '../../lib/sysctl.ts';
 import { containsIp, nthAddress, parseCidr, type Cidr } from '../../lib/ip.ts';
 import { hashedVethName, isOwnedBy, ownerMark, parseOwnerMark, type Owner } from '../../lib/hostveth.ts';
 import { masqChainName, masqComment, masqPresent, setupMasq, teardownMasq } from '../../lib/masq.ts';
-import { ipamAdd, ipamCheck, ipamDel, ipamGc, ipamStatus } from '../../lib/ipam.ts';
-import { loadState, removeState, saveState } from '../../lib/state.ts';
-import { Logger } from '../../lib/log.ts';
+import { ipamCheck, ipamGc, ipamStatus } from '../../lib/ipam.ts';
+import { removeState } from '../../lib/state.ts';
 import { SUITE_VERSION } from '../../lib/version.ts';
 import type { Netns } from '../../lib/netns.ts';
 import { loadBridgeConfig, type BridgeConfig } from './config.ts';
+import { addAttachment, delAttachment, deleteLinkQuietly, type AddContext, type VethPlugin } from '../attachment.ts';
 import {
-  checkContainerState, containerSysctls, ipsOf, openPodNetns, podNetnsId, registerOurIpam, requireIps,
+  checkContainerState, containerSysctls, ipsOf, openPodNetns, registerOurIpam,
   requirePrevResult, validAttachments,
 } from '../common.ts';
 
@@ -37,91 +37,45 @@ export function hostVethName(o: Owner): string {
   return hashedVethName('veth', o);
 }
 
-interface AttachmentState {
-  netns: string | undefined;
-  hostVeth: string;
-  result: Result;
-}
-
-function loggerFor(req: CniRequest, conf: BridgeConfig): Logger {
-  return new Logger({ plugin: PLUGIN, command: req.command, containerId: req.containerId, ifname: req.ifname }, conf.logToFile, conf.isDebugLevel);
-}
-
-// ---- ADD --------------------------------------------------------------------
-
-async function add(req: CniRequest): Promise<Result> {
-  const conf = loadBridgeConfig(req);
-  const log = loggerFor(req, conf);
-  const owner: Owner = { containerId: req.containerId, ifname: req.ifname };
-  const ns = openPodNetns(req);
-  const host = Rtnetlink.open();
-  const cont = Rtnetlink.open({ netnsFd: ns.fd });
-  try {
-    const again = log.step('re-ADD check', () => existingAttachment(req, conf, host, cont, owner));
-    if (again) {
-      log.finish('ok', { reused: true });
-      return again;
-    }
-    const result = await freshAdd(req, conf, log, ns, host, cont, owner);
-    log.finish('ok', { ips: result.ips?.map((i) => i.address) });
-    return result;
-  } catch (e) {
-    log.finish('error', { error: (e as Error).message, details: (e as CniError).details });
-    throw e;
-  } finally {
-    host.close();
-    cont.close();
-    ns.close();
-  }
-}
-
-/** Re-ADD of the same container+ifname into the same netns: the same result, nothing changed. */
-function existingAttachment(req: CniRequest, conf: BridgeConfig, host: Rtnetlink, cont: Rtnetlink, owner: Owner): Result | undefined {
-  const state = loadState<AttachmentState>(PLUGIN, conf.network, owner.containerId, owner.ifname);
-  if (!state || state.netns !== podNetnsId(req)) return undefined;
-  const hostLink = host.linkByName(state.hostVeth);
-  const contLink = cont.linkByName(req.ifname);
-  if (!hostLink || !isOwnedBy(hostLink, PLUGIN, owner) || !contLink || contLink.parentIndex !== hostLink.index) return undefined;
-  return state.result;
-}
-
-async function freshAdd(req: CniRequest, conf: BridgeConfig, log: Logger, ns: Netns, host: Rtnetlink, cont: Rtnetlink, owner: Owner): Promise<Result> {
-  if (cont.linkByName(req.ifname)) {
-    throw new CniError(ERR_INTERNAL, `container already has an interface named ${req.ifname}`, `netns ${req.netns}`);
-  }
-  const bridge = log.step('ensure bridge', () => ensureBridge(host, conf));
-  const hostName = hostVethName(owner);
-  log.step('remove our leftover veth', () => removeLeftoverVeth(host, hostName, owner));
-  const chain = masqChainName(conf.network, owner.containerId, owner.ifname);
-  let hostVeth: Link | undefined;
-  let ipamCalled = false;
-  let masqDone = false;
-  try {
-    hostVeth = log.step('create veth pair', () => createVethPair(host, cont, ns, conf, hostName, req.ifname, owner));
-    log.step('attach host veth to bridge', () => attachToBridge(host, hostVeth!, bridge, conf));
-    ipamCalled = true;
-    const ipam = await ipamAdd(req);
-    requireIps(ipam, String(req.config.ipam?.type));
+const steps: VethPlugin<BridgeConfig> = {
+  name: PLUGIN,
+  loadConfig: loadBridgeConfig,
+  hostVethName: (_conf, owner) => hostVethName(owner),
+  prepare(ctx) {
+    const { conf, log, host } = ctx;
+    const bridge = log.step('ensure bridge', () => ensureBridge(host, conf));
+    const veth = log.step('create veth pair', () => createVethPair(ctx));
+    log.step('attach host veth to bridge', () => attachToBridge(host, veth, bridge, conf));
+    return veth;
+  },
+  async configure(ctx, hostVeth, ipam) {
+    const { req, conf, log, ns, host, cont, owner } = ctx;
     const macHint = await ipamMacHint(req, ipam);
     const contLink = log.step('container side', () => configureContainer(cont, ns, req.ifname, conf, ipam, macHint));
+    const bridge = host.linkByName(conf.bridge) ?? fail(`bridge ${conf.bridge} vanished`);
     const gateways = log.step('host side: gateway', () => configureGateway(host, bridge, conf, ipam));
     if (conf.masquerade) {
-      masqDone = true;
-      log.step('masquerade', () => setupMasq(chain, masqComment(conf.network, owner.containerId), ipsOf(ipam).map((i) => i.cidr)));
+      log.step('masquerade', () => setupMasq(masqChain(conf, owner), masqComment(conf.network, owner.containerId), ipsOf(ipam).map((i) => i.cidr)));
     }
     log.step('wait for port up', () => {
-      if (!host.waitOperUp(hostVeth!.index, PORT_UP_TIMEOUT_MS)) throw new CniError(ERR_INTERNAL, `bridge port ${hostName} did not come up`);
+      if (!host.waitOperUp(hostVeth.index, PORT_UP_TIMEOUT_MS)) fail(`bridge port ${hostVeth.name} did not come up`);
     });
-    const result = buildResult(req, conf, host, cont, bridge, hostVeth, contLink, ipam, gateways);
-    saveState(PLUGIN, conf.network, owner.containerId, owner.ifname, { netns: podNetnsId(req), hostVeth: hostName, result } satisfies AttachmentState);
-    return result;
-  } catch (e) {
-    // Nothing half-done stays behind: the veth (both ends), the rules, the lease.
-    if (hostVeth) deleteLinkQuietly(host, hostVeth.index);
-    if (masqDone) quietly(() => teardownMasq(chain));
-    if (ipamCalled) await quietlyAsync(() => ipamDel(req));
-    throw e;
-  }
+    return buildResult(req, conf, host, cont, bridge, hostVeth, contLink, ipam, gateways);
+  },
+  rollback({ conf, owner }) {
+    if (conf.masquerade) teardownMasq(masqChain(conf, owner));
+  },
+  cleanup(conf, owner) {
+    if (conf.masquerade) teardownMasq(masqChain(conf, owner));
+  },
+};
+
+function masqChain(conf: BridgeConfig, owner: Owner): string {
+  return masqChainName(conf.network, owner.containerId, owner.ifname);
+}
+
+function fail(msg: string): never {
+  throw new CniError(ERR_INTERNAL, msg);
 }
 
 async function ipamMacHint(req: CniRequest, ipam: Result): Promise<string | undefined> {
@@ -197,19 +151,8 @@ function ensureBridgeAddress(host: Rtnetlink, br: Link, addr: Cidr, force: boole
   }
 }
 
-/** A same-named host link is removed only when its mark names this very attachment. */
-function removeLeftoverVeth(host: Rtnetlink, name: string, owner: Owner): void {
-  const old = host.linkByName(name);
-  if (!old) return;
-  if (!isOwnedBy(old, PLUGIN, owner)) {
-    const mark = parseOwnerMark(old.alias);
-    throw new CniError(ERR_INTERNAL, `host interface ${name} already exists and is not this attachment's`,
-      mark ? `it belongs to container ${mark.containerId} interface ${mark.ifname}` : 'it carries no cattle-cni mark; remove it by hand if it is stale');
-  }
-  deleteLinkQuietly(host, old.index);
-}
-
-function createVethPair(host: Rtnetlink, cont: Rtnetlink, ns: Netns, conf: BridgeConfig, hostName: string, ifname: string, owner: Owner): Link {
+function createVethPair({ host, cont, ns, conf, hostName, req, owner }: AddContext<BridgeConfig>): Link {
+  const ifname = req.ifname;
   host.createVeth({
     name: hostName,
     peerName: ifname,
@@ -332,34 +275,12 @@ function buildResult(req: CniRequest, conf: BridgeConfig, host: Rtnetlink, cont:
 
 // ---- DEL --------------------------------------------------------------------
 
-async function del(req: CniRequest): Promise<void> {
-  const conf = loadBridgeConfig(req);
-  const log = loggerFor(req, conf);
-  const owner: Owner = { containerId: req.containerId, ifname: req.ifname };
-  let firstError: unknown;
-  const attempt = async (step: string, fn: () => unknown) => {
-    try {
-      await log.step(step, fn);
-    } catch (e) {
-      firstError ??= e;
-    }
-  };
-  // The host veth name is derived from the attachment: no need to enter the
-  // netns, which may be gone already. Only a link marked as ours is removed.
-  await attempt('delete veth', () => {
-    const host = Rtnetlink.open();
-    try {
-      const link = host.linkByName(hostVethName(owner));
-      if (link && isOwnedBy(link, PLUGIN, owner)) deleteLinkQuietly(host, link.index);
-    } finally {
-      host.close();
-    }
-  });
-  if (conf.masquerade) await attempt('remove masquerade', () => teardownMasq(masqChainName(conf.network, owner.containerId, owner.ifname)));
-  await attempt('IPAM DEL', () => ipamDel(req));
-  removeState(PLUGIN, conf.network, owner.containerId, owner.ifname);
-  log.finish(firstError ? 'error' : 'ok', firstError ? { error: (firstError as Error).message } : {});
-  if (firstError) throw firstError;
+function add(req: CniRequest): Promise<Result> {
+  return addAttachment(steps, req);
+}
+
+function del(req: CniRequest): Promise<void> {
+  return delAttachment(steps, req);
 }
 
 // ---- CHECK ------------------------------------------------------------------
@@ -382,7 +303,7 @@ async function check(req: CniRequest): Promise<void> {
     if (!cl || cl.parentIndex !== hv.index) throw new CniError(ERR_INTERNAL, `${req.ifname} in the container is not the peer of ${hostName}`);
     const ifaces = prev.interfaces ?? [];
     checkContainerState(cont, req.ifname, prev, (i) => ifaces[i]?.name === req.ifname && !!ifaces[i]?.sandbox);
-    if (conf.masquerade && !masqPresent(masqChainName(conf.network, owner.containerId, owner.ifname))) {
+    if (conf.masquerade && !masqPresent(masqChain(conf, owner))) {
       throw new CniError(ERR_INTERNAL, 'masquerade rule for this attachment is missing');
     }
   } finally {
@@ -406,7 +327,7 @@ async function gc(req: CniRequest): Promise<void> {
         const mark = parseOwnerMark(link.alias);
         if (!mark || mark.plugin !== PLUGIN || valid.has(`${mark.containerId}/${mark.ifname}`)) continue;
         deleteLinkQuietly(host, link.index);
-        if (conf.masquerade) quietly(() => teardownMasq(masqChainName(conf.network, mark.containerId, mark.ifname)));
+        if (conf.masquerade) teardownMasq(masqChain(conf, mark));
         removeState(PLUGIN, conf.network, mark.containerId, mark.ifname);
       }
     }
@@ -426,32 +347,6 @@ async function status(req: CniRequest): Promise<void> {
     host.close();
   }
   await ipamStatus(req);
-}
-
-// ---- helpers ------------------------------------------------------------------
-
-function deleteLinkQuietly(host: Rtnetlink, index: number): void {
-  try {
-    host.deleteLink(index);
-  } catch (e) {
-    if (!isErrno(e, 'ENODEV')) throw e;
-  }
-}
-
-function quietly(fn: () => void): void {
-  try {
-    fn();
-  } catch {
-    // rollback is best effort; the original error is what the runtime sees
-  }
-}
-
-async function quietlyAsync(fn: () => Promise<void>): Promise<void> {
-  try {
-    await fn();
-  } catch {
-    // as above
-  }
 }
 
 export const plugin: PluginSpec = {

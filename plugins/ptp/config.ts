@@ -1,0 +1,38 @@
+// cattle-ptp configuration. Schema: conf-examples/schemas/cattle-ptp.schema.json
+// (defaults live there).
+import { validateCattlePtp } from '../../gen/validators.js';
+import type { CniRequest } from '../../lib/skel.ts';
+import { isPlainObject } from '../../lib/spec/config.ts';
+import { CniError, ERR_INVALID_CONFIG } from '../../lib/spec/errors.ts';
+import { checkArgs, requestedMac, validateWith } from '../config.ts';
+
+interface PtpConfFields {
+  mtu: number;
+  hostVethPrefix: string;
+  hostVethMac: string;
+  allowIPForwarding: boolean;
+  routeLocalnet: boolean;
+  logToFile: string;
+  isDebugLevel: boolean;
+}
+
+export interface PtpConfig extends PtpConfFields {
+  network: string;
+  /** Container-side MAC asked for by the runtime, if any. */
+  mac?: string;
+}
+
+export function loadPtpConfig(req: CniRequest): PtpConfig {
+  // Checked before the schema so the message names the field, as for the bridge.
+  if (!isPlainObject(req.config.ipam)) {
+    throw new CniError(ERR_INVALID_CONFIG, 'invalid configuration field "ipam"', 'an ipam section with a type is required');
+  }
+  const f = validateWith<PtpConfFields>(validateCattlePtp, req.config);
+  const hostVethMac = f.hostVethMac.toLowerCase();
+  // A group address cannot be a link's own: the kernel would refuse it after the veth exists.
+  if (parseInt(hostVethMac.slice(0, 2), 16) & 1) {
+    throw new CniError(ERR_INVALID_CONFIG, 'invalid configuration field "hostVethMac"', `${f.hostVethMac} is a multicast address`);
+  }
+  checkArgs(req.args);
+  return { ...f, hostVethMac, network: req.config.name, mac: requestedMac(req.config, req.args) };
+}
