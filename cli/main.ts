@@ -1,14 +1,20 @@
-// `cattle-cni`: the operator's command (cnitool-compatible commands arrive
-// with the runtime library) and the internal netlink self-test.
+// `cattle-cni`: the operator's command (cnitool-compatible add/check/del/gc/status)
+// and the internal netlink self-test.
 import { SUITE_VERSION } from '../lib/version.ts';
 import { SUPPORTED_VERSIONS } from '../lib/spec/versions.ts';
 
 const USAGE = `Usage: cattle-cni <command> [args]
 
 Commands:
+  add|check|del|gc|status <net> <netns-path>
+                               run network <net> for the netns as cnitool does
+                               (same container ID, result cache and environment:
+                               NETCONFPATH, CNI_PATH, CNI_ARGS, CAP_ARGS, CNI_IFNAME;
+                               CNI_CACHE_DIR moves the cache from /var/lib/cni)
   version                      print the suite version and the CNI versions it speaks
   netlink-selftest <netns>     create a veth into <netns>, address and route it,
                                read it back and delete it; prints a JSON report
+  names                        list the names this executable answers to
   help                         this text
 
 The same executable is each plugin of the suite: link it under a plugin's name
@@ -28,6 +34,20 @@ export async function main(args: string[]): Promise<number> {
     case '-h':
       process.stdout.write(USAGE);
       return command === undefined ? 2 : 0;
+    case 'names': {
+      // The names this executable answers to: the build makes a link per name.
+      const { ENTRIES } = await import('../entries.ts');
+      process.stdout.write(`${Object.keys(ENTRIES).join('\n')}\n`);
+      return 0;
+    }
+    case 'add':
+    case 'check':
+    case 'del':
+    case 'gc':
+    case 'status': {
+      const { runCnitool } = await import('./cnitool.ts');
+      return runCnitool(command, rest);
+    }
     case 'netlink-selftest': {
       if (rest.length !== 1) {
         process.stderr.write('usage: cattle-cni netlink-selftest <netns-path>\n');

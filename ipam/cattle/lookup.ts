@@ -1,0 +1,216 @@
+// Finding a container's record in the metadata service, promptly and within a
+// deadline: look at /containers; when the record is not there yet, wait for the
+// next metadata change with the /version long-poll and look again. A failing
+// service (down, slow, 5xx, garbage) is retried with a short backoff until the
+// deadline. Every request carries its own timeout.
+import { validateMetadataContainers } from '../../gen/validators.js';
+import { httpGetJson, longPoll, MetadataHttpError, MetadataTimeoutError } from '../../lib/metadata-client.ts';
+import { isIP } from 'node:net';
+import { isValidMac } from '../../lib/ip.ts';
+import { CniError, ERR_TRY_AGAIN_LATER } from '../../lib/spec/errors.ts';
+
+/** A plain request (not a long-poll) never waits longer than this. */
+export const REQUEST_TIMEOUT_MS = 5000;
+/** Long-polls are asked to return after this long at most, then the lookup looks again. */
+export const LONG_POLL_S = 60;
+const BACKOFF_FIRST_MS = 50;
+const BACKOFF_MAX_MS = 1000;
+/** Extra client-side time a long-poll gets beyond its maxWait, so the server answers first. */
+const LONG_POLL_SLACK_MS = 2000;
+
+export interface ContainerRecord {
+  primary_ip: string;
+  primary_mac_address?: string;
+  dns?: string[];
+  dns_search?: string[];
+  uuid?: string;
+  external_id?: string;
+  name?: string;
+}
+
+export interface LookupTarget {
+  /** CNI_CONTAINERID, matched against external_id. */
+  containerId: string;
+  /** CNI_ARGS RancherContainerUUID, matched against uuid. */
+  uuid?: string;
+}
+
+export interface LookupOptions {
+  /** e.g. http://169.254.169.250 */
+  baseUrl: string;
+  /** e.g. 2015-12-19 */
+  version: string;
+  /** Overall budget in milliseconds. */
+  timeoutMs: number;
+  /** false: one look (retrying only failures), no waiting for the record to appear (CHECK). */
+  waitForRecord?: boolean;
+  /** Steps for the debug log. */
+  onEvent?: (step: string, fields: Record<string, unknown>) => void;
+}
+
+type Outcome = { record: ContainerRecord } | { absent: true; noList?: boolean };
+
+/** The record of `target`, or a code-11 CniError that says what was tried and what failed. */
+export async function findContainer(target: LookupTarget, opts: LookupOptions): Promise<ContainerRecord> {
+  const started = performance.now();
+  const deadline = started + opts.timeoutMs;
+  const remaining = (): number => deadline - performance.now();
+  const base = `${opts.baseUrl}/${opts.version}`;
+  const containersUrl = `${base}/containers`;
+  const versionUrl = `${base}/version`;
+  const event = opts.onEvent ?? (() => {});
+  const wait = opts.waitForRecord !== false;
+
+  let lastError: string | undefined;
+  let backoff = BACKOFF_FIRST_MS;
+  let changes = 0;
+  let noList = false; // the last look found no containers key at all
+  // The metadata version read *before* the last look at /containers: a change after that look
+  // makes the long-poll return at once, so no update can slip in between looking and waiting.
+  let seenVersion: string | undefined;
+  // false once the server showed it has no /version key: then poll gently instead.
+  let canWait = true;
+  let lookFirst = true;
+
+  const pause = async (): Promise<void> => {
+    const ms = Math.min(backoff, Math.max(0, remaining()));
+    backoff = Math.min(backoff * 2, BACKOFF_MAX_MS);
+    if (ms > 0) await sleep(ms);
+  };
+
+  while (remaining() > 0) {
+    try {
+      // The common case (record published before the container starts) costs one request:
+      // the version is read only after a first look came back empty.
+      if (wait && canWait && seenVersion === undefined && !lookFirst) {
+        try {
+          seenVersion = await readVersion(versionUrl, remaining());
+        } catch (e) {
+          if (!(e instanceof MetadataHttpError && e.status === 404)) throw e;
+          canWait = false;
+          event('metadata has no version key: polling', { url: versionUrl });
+        }
+      }
+      lookFirst = false;
+      const outcome = await lookOnce(containersUrl, target, remaining());
+      lastError = undefined;
+      noList = 'noList' in outcome && outcome.noList === true;
+      if ('record' in outcome) {
+        event('metadata record found', { url: containersUrl, changes, ms: Math.round(performance.now() - started) });
+        return outcome.record;
+      }
+      if (!wait) break;
+      if (!canWait) {
+        await pause();
+        continue;
+      }
+      if (seenVersion === undefined) continue; // read the version, then look once more before waiting
+      const budget = remaining();
+      if (budget <= 0) break;
+      const before = seenVersion;
+      const t0 = performance.now();
+      const maxWaitS = Math.max(1, Math.min(LONG_POLL_S, Math.floor(budget / 1000)));
+      let next: unknown;
+      try {
+        next = await longPoll(versionUrl, before, { maxWaitS, timeoutMs: Math.min(budget, maxWaitS * 1000 + LONG_POLL_SLACK_MS) });
+      } catch (e) {
+        // Cut short by our own deadline while the server was (rightly) holding it: not a failure.
+        if (remaining() <= 0 && e instanceof MetadataTimeoutError) break;
+        throw e;
+      }
+      seenVersion = versionString(next, versionUrl);
+      if (seenVersion !== before) {
+        changes++;
+        backoff = BACKOFF_FIRST_MS;
+        event('metadata changed', { version: seenVersion, waitedMs: Math.round(performance.now() - t0) });
+      } else if (performance.now() - t0 < maxWaitS * 500) {
+        // The same value long before maxWait: this server does not long-poll. Poll gently instead.
+        await pause();
+      }
+    } catch (e) {
+      const message = e instanceof Error ? e.message : String(e);
+      event('metadata request failed', { error: message });
+      // A request cut short by our own deadline says less than the failure before it.
+      if (!(e instanceof MetadataTimeoutError && remaining() <= 0 && lastError !== undefined)) lastError = message;
+      seenVersion = undefined; // after a failure nothing we saw is known to be current
+      lookFirst = true; // and the next try looks at /containers before anything else
+      if (remaining() <= 0) break;
+      await pause();
+    }
+  }
+  const who = target.uuid ? `external_id ${target.containerId} or uuid ${target.uuid}` : `external_id ${target.containerId}`;
+  const secs = Math.round((performance.now() - started) / 100) / 10;
+  const absent = noList ? 'the service has no containers list (404 Not found)' : wait ? 'the record never appeared' : 'the record is absent';
+  const why = lastError ? `last error: ${lastError}` : wait ? `${absent}; ${changes} metadata change(s) seen` : absent;
+  throw new CniError(ERR_TRY_AGAIN_LATER, `no container with ${who} and a primary_ip in ${containersUrl} after ${secs} s`, why);
+}
+
+async function readVersion(url: string, budget: number): Promise<string> {
+  return versionString(await httpGetJson(url, { timeoutMs: Math.min(REQUEST_TIMEOUT_MS, Math.max(1, budget)) }), url);
+}
+
+async function lookOnce(url: string, target: LookupTarget, budget: number): Promise<Outcome> {
+  let body: unknown;
+  try {
+    body = await httpGetJson(url, { timeoutMs: Math.min(REQUEST_TIMEOUT_MS, Math.max(1, budget)) });
+  } catch (e) {
+    // No containers key yet (a fresh answers file) is "not there yet", worth waiting for;
+    // an unknown API version is not.
+    if (e instanceof MetadataHttpError && e.status === 404 && !/Invalid version/i.test(e.body)) return { absent: true, noList: true };
+    throw e;
+  }
+  if (!validateMetadataContainers(body)) {
+    const e = validateMetadataContainers.errors?.[0];
+    throw new Error(`unexpected answer from ${url}: ${e ? `${e.instancePath || 'the answer'} ${e.message ?? 'is invalid'}` : 'invalid'}`);
+  }
+  const record = matchRecord(body as Record<string, unknown>[], target);
+  if (!record) return { absent: true };
+  return { record: checkRecord(record, url) };
+}
+
+/** The first container whose external_id or uuid matches and that has an address. */
+export function matchRecord(containers: Record<string, unknown>[], target: LookupTarget): Record<string, unknown> | undefined {
+  return containers.find((c) => {
+    const ip = c.primary_ip;
+    if (typeof ip !== 'string' || ip === '') return false;
+    return c.external_id === target.containerId || (target.uuid !== undefined && target.uuid !== '' && c.uuid === target.uuid);
+  });
+}
+
+/** The fields we use, each checked: the service is a network peer, not a trusted source. */
+export function checkRecord(c: Record<string, unknown>, url: string): ContainerRecord {
+  const ip = String(c.primary_ip);
+  const what = `container ${String(c.uuid ?? c.external_id)} in ${url}`;
+  if (isIP(ip) === 0) throw new Error(`${what} has an invalid primary_ip ${JSON.stringify(ip)}`);
+  const record: ContainerRecord = { primary_ip: ip };
+  const mac = c.primary_mac_address;
+  if (typeof mac === 'string' && mac !== '') {
+    if (!isValidMac(mac)) throw new Error(`${what} has an invalid primary_mac_address ${JSON.stringify(mac)}`);
+    record.primary_mac_address = mac.toLowerCase();
+  }
+  if (Array.isArray(c.dns)) {
+    const dns = (c.dns as string[]).filter((s) => s !== '');
+    const bad = dns.find((s) => isIP(s) === 0);
+    if (bad !== undefined) throw new Error(`${what} has an invalid dns entry ${JSON.stringify(bad)}`);
+    if (dns.length) record.dns = dns;
+  }
+  if (Array.isArray(c.dns_search)) {
+    const search = (c.dns_search as string[]).filter((s) => s !== '');
+    if (search.length) record.dns_search = search;
+  }
+  for (const k of ['uuid', 'external_id', 'name'] as const) {
+    const v = c[k];
+    if (typeof v === 'string' && v !== '') record[k] = v;
+  }
+  return record;
+}
+
+function versionString(v: unknown, url: string): string {
+  if (typeof v === 'string') return v;
+  if (typeof v === 'number' && Number.isFinite(v)) return String(v);
+  throw new Error(`unexpected answer from ${url}: expected a version string, got ${JSON.stringify(v)?.slice(0, 60)}`);
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

@@ -1,0 +1,160 @@
+// cattle-metadata as built: the service on loopback (random ports), its
+// reloads (SIGHUP, POST /v1/reload, file change), the record-editing CLI and
+// its errors. Every process started here is stopped by PID.
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { runExe } from '../helpers/harness.ts';
+import { request, startMetadataExe, type MetadataProcess } from './metadata-exe.ts';
+
+const JSON_ACCEPT = { Accept: 'application/json' };
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cattle-md-it-'));
+after(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+function cli(args: string[]) {
+  return runExe('cattle-metadata', { args });
+}
+
+describe('cattle-metadata serve', () => {
+  const file = path.join(dir, 'answers.json');
+  let md: MetadataProcess;
+
+  before(async () => {
+    fs.writeFileSync(file, JSON.stringify({
+      '2015-12-19': {
+        default: { containers: [], hosts: [{ name: 'h1', uuid: 'u-h1', agent_ip: '192.0.2.10' }] },
+        '10.42.0.9': { self: { container: { name: 'me' } } },
+      },
+      '2016-07-29': { default: { containers: [] } },
+    }));
+    md = await startMetadataExe(file, ['--xff']);
+  });
+  after(async () => {
+    assert.equal(await md.stop(), 0);
+  });
+
+  it('index, versions, negotiation, 404 shapes', async () => {
+    assert.deepEqual(JSON.parse((await request(`${md.url}/`, { headers: JSON_ACCEPT })).body), { '2015-12-19': '/2015-12-19', '2016-07-29': '/2016-07-29', latest: '/latest' });
+    assert.equal((await request(`${md.url}/latest/`)).body, 'containers/\nversion\n');
+    assert.equal((await request(`${md.url}/2015-12-19/hosts/h1/agent_ip`)).body, '192.0.2.10');
+    assert.equal((await request(`${md.url}/2015-12-19/HOSTS/U-H1/AGENT_IP`)).body, '192.0.2.10');
+    assert.equal((await request(`${md.url}/2015-12-19/hosts/0`, { headers: { Accept: 'text/yaml' } })).body, 'agent_ip: 192.0.2.10\nname: h1\nuuid: u-h1\n');
+    const nf = await request(`${md.url}/2015-12-19/nothing`, { headers: JSON_ACCEPT });
+    assert.equal(nf.status, 404);
+    assert.deepEqual(JSON.parse(nf.body), { code: 404, message: 'Not found', type: 'error' });
+    assert.equal((await request(`${md.url}/2015-07-25/hosts`)).body, 'Invalid version\n');
+  });
+
+  it('answers per client address (X-Forwarded-For with --xff)', async () => {
+    assert.equal((await request(`${md.url}/2015-12-19/self/container/name`, { headers: { 'X-Forwarded-For': '10.42.0.9' } })).body, 'me');
+    assert.equal((await request(`${md.url}/2015-12-19/self/container/name`)).status, 404);
+  });
+
+  it('SIGHUP reloads and bumps the version, waking a long-poll', async () => {
+    const v = (await request(`${md.url}/2015-12-19/version`)).body;
+    const waiting = request(`${md.url}/2015-12-19/version?wait=true&value=${v}&maxWait=10`);
+    await sleep(150);
+    md.child.kill('SIGHUP');
+    const woke = await waiting;
+    assert.notEqual(woke.body, v);
+    // The log line follows the reload; give the pipe a moment.
+    for (let i = 0; i < 50 && !/SIGHUP: reloaded/.test(md.stderr()); i++) await sleep(20);
+    assert.match(md.stderr(), /SIGHUP: reloaded .*answers\.json \(version \d+\)/);
+  });
+
+  it('POST /v1/reload replies OK and bumps the version', async () => {
+    const v = (await request(`${md.url}/2015-12-19/version`)).body;
+    const r = await request(md.reloadUrl!, { method: 'POST' });
+    assert.equal(r.status, 200);
+    assert.equal(r.body, 'OK');
+    assert.notEqual((await request(`${md.url}/2015-12-19/version`)).body, v);
+  });
+
+  it('add-container changes the file; the running service wakes long-polls and serves the record', async () => {
+    const v = (await request(`${md.url}/2015-12-19/version`)).body;
+    const waiting = request(`${md.url}/2015-12-19/version?wait=true&value=${v}&maxWait=10`);
+    await sleep(100);
+    const add = cli(['add-container', '--answers', file, '--external-id', 'abc0123456789', '--ip', '10.42.1.2/16', '--mac', '02:00:0A:2A:01:02', '--uuid', 'u-1', '--dns', '169.254.169.250', '--dns-search', 'rancher.internal']);
+    assert.equal(add.code, 0, add.stderr);
+    assert.deepEqual((add.json as Record<string, unknown>).primary_mac_address, '02:00:0a:2a:01:02');
+    assert.notEqual((await waiting).body, v);
+    const rec = JSON.parse((await request(`${md.url}/2015-12-19/containers/u-1`, { headers: JSON_ACCEPT })).body) as Record<string, unknown>;
+    assert.equal(rec.primary_ip, '10.42.1.2');
+    assert.equal(rec.external_id, 'abc0123456789');
+    assert.deepEqual(rec.dns, ['169.254.169.250']);
+    // Added to every version of the file.
+    assert.equal((await request(`${md.url}/2016-07-29/containers/u-1/primary_ip`)).body, '10.42.1.2');
+
+    const rm = cli(['remove-container', '--answers', file, '--uuid', 'u-1']);
+    assert.equal(rm.code, 0, rm.stderr);
+    assert.match(rm.stdout, /removed 2 record/);
+    for (let i = 0; i < 50 && (await request(`${md.url}/2015-12-19/containers/u-1`)).status !== 404; i++) await sleep(20);
+    assert.equal((await request(`${md.url}/2015-12-19/containers/u-1`)).status, 404);
+  });
+
+  it('a bad file on reload is reported and the old answers are kept', async () => {
+    const good = fs.readFileSync(file, 'utf8');
+    const v = (await request(`${md.url}/2015-12-19/version`)).body;
+    fs.writeFileSync(file, '{"2015-12-19": ');
+    const r = await request(md.reloadUrl!, { method: 'POST' });
+    assert.equal(r.status, 500);
+    assert.match(r.body, /answers\.json: invalid JSON/);
+    assert.equal((await request(`${md.url}/2015-12-19/version`)).body, v);
+    assert.equal((await request(`${md.url}/2015-12-19/hosts/h1/name`)).body, 'h1');
+    for (let i = 0; i < 50 && !/reload failed/.test(md.stderr()); i++) await sleep(20);
+    assert.match(md.stderr(), /reload failed, still serving version \d+: .*invalid JSON/);
+    fs.writeFileSync(file, good);
+    assert.equal((await request(md.reloadUrl!, { method: 'POST' })).status, 200);
+  });
+});
+
+describe('cattle-metadata errors and CLI', () => {
+  it('refuses to start on a bad answers file, naming it', () => {
+    const bad = path.join(dir, 'bad.json');
+    fs.writeFileSync(bad, '[1, 2]');
+    const r = runExe('cattle-metadata', { args: ['--answers', bad, '--listen', '127.0.0.1:0', '--reload-listen', 'none'], timeoutMs: 15_000 });
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /cannot start without valid answers: .*bad\.json: the answers must be an object of versions/);
+  });
+
+  it('a missing file starts empty and add-container creates it in classic form (YAML too)', async () => {
+    const yml = path.join(dir, 'new.yml');
+    const md = await startMetadataExe(yml);
+    try {
+      const v = (await request(`${md.url}/2015-12-19/version`)).body;
+      assert.match(v, /^\d+$/);
+      const add = cli(['add-container', '--answers', yml, '--external-id', 'yml1', '--ip', '10.42.5.5']);
+      assert.equal(add.code, 0, add.stderr);
+      assert.notEqual((await request(`${md.url}/2015-12-19/version?wait=true&value=${v}&maxWait=10`)).body, v);
+      assert.equal((await request(`${md.url}/latest/containers/r-yml1/primary_ip`)).body, '10.42.5.5');
+      assert.match(fs.readFileSync(yml, 'utf8'), /^"2015-07-25":\n {2}default:\n {4}containers:\n {4}- external_id: yml1$/m);
+    } finally {
+      assert.equal(await md.stop(), 0);
+    }
+  });
+
+  it('cannot listen: a clear error with a hint', () => {
+    const r = runExe('cattle-metadata', { args: ['--answers', path.join(dir, 'none.json'), '--listen', '192.0.2.123:0', '--reload-listen', 'none'], timeoutMs: 15_000 });
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /cannot listen on 192\.0\.2\.123:0: EADDRNOTAVAIL \(no interface has that address/);
+  });
+
+  it('usage errors exit 2 and say what is wrong', () => {
+    assert.equal(cli([]).code, 2);
+    const unknown = cli(['--answers', 'x', '--bogus']);
+    assert.equal(unknown.code, 2);
+    assert.match(unknown.stderr, /unknown option --bogus/);
+    const noIp = cli(['add-container', '--answers', path.join(dir, 'x.json'), '--external-id', 'a']);
+    assert.match(noIp.stderr, /--ip is required/);
+    const badIp = cli(['add-container', '--answers', path.join(dir, 'x.json'), '--external-id', 'a', '--ip', '10.1']);
+    assert.match(badIp.stderr, /--ip: not an IP address: 10\.1/);
+    const rmNone = cli(['remove-container', '--answers', path.join(dir, 'x.json')]);
+    assert.equal(rmNone.code, 1);
+    assert.match(rmNone.stderr, /say which container to remove/);
+    assert.equal(cli(['help']).code, 0);
+  });
+});
