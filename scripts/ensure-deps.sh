@@ -20,6 +20,12 @@ command -v python3 >/dev/null || missing+=(python3)
 [ -x /usr/bin/time ] || missing+=(time)
 command -v ping >/dev/null || missing+=(iputils-ping)
 [ -x /usr/lib/cni/bridge ] || missing+=(containernetworking-plugins)
+# End-to-end tests drive real runtimes: podman (CNI backend) and dockerd.
+command -v podman >/dev/null || missing+=(podman)
+command -v runc >/dev/null || missing+=(runc)
+command -v dockerd >/dev/null || missing+=(docker.io)
+command -v nsenter >/dev/null || missing+=(util-linux)
+dpkg -s busybox-static >/dev/null 2>&1 || missing+=(busybox-static)
 for extra in "$@"; do missing+=("$extra"); done
 
 if [ ${#missing[@]} -gt 0 ]; then

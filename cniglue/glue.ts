@@ -1,0 +1,112 @@
+// The CNI side of cniglue: run every configuration of a network for one
+// container through the runtime library. ADD in file order, stopping at the
+// first failure (which is rolled back); DEL in reverse, going on past failures.
+// Synchronous, like the runtime library: hook mode runs it in-process, the
+// watcher in a child process per operation.
+import { addNetworkList, delNetworkList, type RuntimeConf, type RuntimeOptions } from '../lib/runtime/runtime.ts';
+import type { NetworkList } from '../lib/runtime/conf.ts';
+import { toCniError } from '../lib/spec/errors.ts';
+import { DEFAULT_CNI_PATH, DEFAULT_CONF_ROOT, loadNetworkConfigs } from './configs.ts';
+
+export const IFNAME = 'eth0';
+export const DEFAULT_CACHE_DIR = '/var/lib/cni';
+/** A plugin that takes longer than this is killed (the agent gives up after 30 s anyway). */
+export const DEFAULT_PLUGIN_TIMEOUT_MS = 60_000;
+
+export interface GlueSettings {
+  /** Holds `<network>.d` directories. */
+  confRoot: string;
+  /** Plugin directories, in order. */
+  cniPath: string[];
+  /** libcni-format result cache root (`results/` inside). */
+  cacheDir: string;
+  pluginTimeoutMs: number;
+}
+
+export function defaultSettings(): GlueSettings {
+  return { confRoot: DEFAULT_CONF_ROOT, cniPath: [...DEFAULT_CNI_PATH], cacheDir: DEFAULT_CACHE_DIR, pluginTimeoutMs: DEFAULT_PLUGIN_TIMEOUT_MS };
+}
+
+/** One container on one network. */
+export interface Attachment {
+  network: string;
+  /** Full Docker container ID. */
+  containerId: string;
+  /** `/proc/<pid>/ns/net` for ADD; DEL sends none, as cniglue did. */
+  netns: string;
+  args: [string, string][];
+}
+
+type JSONObject = Record<string, unknown>;
+
+function runtimeOptions(s: GlueSettings): RuntimeOptions {
+  // As in cniglue, plugins (and whatever they run) see the plugin path as PATH.
+  const env: NodeJS.ProcessEnv = { ...process.env, PATH: s.cniPath.join(':') };
+  return { path: s.cniPath, cacheDir: s.cacheDir, env, timeoutMs: s.pluginTimeoutMs };
+}
+
+function runtimeConf(a: Attachment, netns: string): RuntimeConf {
+  return { containerId: a.containerId, netns, ifname: IFNAME, args: a.args };
+}
+
+/** Does a result (any version) carry an address? */
+export function hasAddress(result: JSONObject): boolean {
+  if (typeof result.ip4 === 'object' && result.ip4 !== null) return true;
+  if (typeof result.ip6 === 'object' && result.ip6 !== null) return true;
+  return Array.isArray(result.ips) && result.ips.length > 0;
+}
+
+/** An error whose message names the network file that failed. */
+function wrapped(list: NetworkList, e: unknown): Error {
+  return new Error(`${list.source}: ${toCniError(e).message}`, { cause: e });
+}
+
+/**
+ * ADD every configuration of the network in order. The answer is the last
+ * result that carries an address (the last result when none does). A failure
+ * stops the chain and DELs, in reverse, what was added including the failed
+ * list (its plugins may have done part of their work), then throws.
+ */
+export function glueAdd(a: Attachment, s: GlueSettings): JSONObject {
+  const lists = loadNetworkConfigs(s.confRoot, a.network);
+  const opts = runtimeOptions(s);
+  let answer: JSONObject | undefined;
+  let last: JSONObject | undefined;
+  const touched: NetworkList[] = [];
+  for (const list of lists) {
+    touched.push(list);
+    try {
+      last = addNetworkList(list, runtimeConf(a, a.netns), opts);
+    } catch (e) {
+      for (const done of touched.reverse()) {
+        try {
+          delNetworkList(done, runtimeConf(a, a.netns), opts);
+        } catch {
+          // rollback is best effort; the ADD error is what matters
+        }
+      }
+      throw wrapped(list, e);
+    }
+    if (hasAddress(last)) answer = last;
+  }
+  return answer ?? last ?? {};
+}
+
+/**
+ * DEL every configuration of the network in reverse order, each attempted even
+ * when another failed; throws the last failure. The netns is not sent (the
+ * container is gone or going), as cniglue did.
+ */
+export function glueDel(a: Attachment, s: GlueSettings): void {
+  const lists = loadNetworkConfigs(s.confRoot, a.network);
+  const opts = runtimeOptions(s);
+  let lastError: Error | undefined;
+  for (const list of [...lists].reverse()) {
+    try {
+      delNetworkList(list, runtimeConf(a, ''), opts);
+    } catch (e) {
+      lastError = wrapped(list, e);
+    }
+  }
+  if (lastError) throw lastError;
+}
