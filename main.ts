@@ -25,9 +25,20 @@ async function start(): Promise<number> {
 }
 
 start().then(
-  (code) => { process.exitCode = code; },
+  (code) => finish(code),
   (e: unknown) => {
     process.stderr.write(`cattle-cni: ${e instanceof Error ? e.message : String(e)}\n`);
-    process.exitCode = 1;
+    finish(1);
   },
 );
+
+/**
+ * One-shot commands exit as soon as they are done: waiting for the event loop
+ * to wind down (libuv pool threads, closed handles) cost tens of milliseconds
+ * per plugin run. Writes to pipes and files are synchronous on Linux, so
+ * nothing printed is lost. Servers (metadata, cniglue watch) resolve only
+ * when they shut down.
+ */
+function finish(code: number): never {
+  process.exit(code);
+}

@@ -1,7 +1,7 @@
 // Host-side veth names and ownership marks, shared by the bridge and ptp
 // plugins. A host veth carries an alias naming its container and interface,
 // so a plugin only ever removes links it made for that very attachment.
-import { createHash } from 'node:crypto';
+import { hashHex } from './hash.ts';
 import type { Link } from './netlink/rtnetlink.ts';
 
 const MARK_PREFIX = 'cattle-cni';
@@ -12,10 +12,9 @@ export interface Owner {
   ifname: string;
 }
 
-/** Hash-derived name: prefix + hex of sha256(containerId/ifname), 15 characters in all. */
+/** Hash-derived name: prefix + hex of a hash of containerId/ifname, 15 characters in all. */
 export function hashedVethName(prefix: string, o: Owner): string {
-  const hex = createHash('sha256').update(`${o.containerId}/${o.ifname}`).digest('hex');
-  return (prefix + hex).slice(0, IFNAMSIZ);
+  return prefix + hashHex(`${o.containerId}/${o.ifname}`, IFNAMSIZ - prefix.length);
 }
 
 /** The alias a host veth carries: "cattle-cni <plugin> <containerId> <ifname>". */

@@ -42,7 +42,8 @@ export class Logger {
 
   /** The final record of a command: always written when logging to a file. */
   finish(outcome: 'ok' | 'error', fields: Record<string, unknown> = {}): void {
-    this.write({ step: 'done', outcome, durationMs: ms(this.started), ...fields });
+    // processMs: since the process started, so start-up cost shows in the log too.
+    this.write({ step: 'done', outcome, durationMs: ms(this.started), processMs: Math.round(performance.now()), startedAtMs: Math.round(this.started), ...fields });
   }
 
   private write(fields: Record<string, unknown>): void {

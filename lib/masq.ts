@@ -2,14 +2,14 @@
 // reference plugins do): POSTROUTING -s <pod> -j <chain>; the chain accepts
 // traffic to the pod's own subnet and masquerades the rest (not multicast).
 // iptables is executed with argv arrays, never through a shell.
-import { createHash } from 'node:crypto';
+import { hashHex } from './hash.ts';
 import fs from 'node:fs';
 import path from 'node:path';
 import { networkOf, type Cidr } from './ip.ts';
 
 /** Chain names are limited to 28 characters. */
 export function masqChainName(network: string, containerId: string, ifname: string): string {
-  return `CCNI-${createHash('sha256').update(`${network}\0${containerId}\0${ifname}`).digest('hex').slice(0, 23)}`;
+  return `CCNI-${hashHex(`${network}\0${containerId}\0${ifname}`, 23)}`;
 }
 
 export function masqComment(network: string, containerId: string): string {

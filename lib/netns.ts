@@ -87,6 +87,8 @@ export function withNetnsSync<T>(ns: Netns | number, fn: () => T): T {
   // libuv pool threads inherit the netns of the thread that creates them:
   // make sure they exist, created here in the original netns, before switching.
   if (!poolWarm) {
+    // One thread is plenty for a plugin, and each extra one costs at exit.
+    process.env.UV_THREADPOOL_SIZE ??= '1';
     fs.stat('/', () => {});
     poolWarm = true;
   }

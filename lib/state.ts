@@ -1,13 +1,13 @@
 // Small per-attachment state files under /run (tmpfs: gone after a reboot,
 // like the namespaces they describe). Written atomically.
-import { createHash } from 'node:crypto';
+import { hashHex } from './hash.ts';
 import fs from 'node:fs';
 import path from 'node:path';
 
 export const STATE_DIR = process.env.CATTLE_CNI_STATE_DIR ?? '/run/cattle-cni/state';
 
 function stateFile(plugin: string, network: string, containerId: string, ifname: string): string {
-  const key = createHash('sha256').update(`${network}\0${containerId}\0${ifname}`).digest('hex').slice(0, 32);
+  const key = hashHex(`${network}\0${containerId}\0${ifname}`, 32);
   return path.join(STATE_DIR, plugin, `${key}.json`);
 }
 

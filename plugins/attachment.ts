@@ -63,16 +63,22 @@ export async function addAttachment<C extends AttachmentConf>(p: VethPlugin<C>, 
   const log = loggerFor(p.name, req, conf);
   const owner: Owner = { containerId: req.containerId, ifname: req.ifname };
   const ns = openPodNetns(req);
+  // Without a state file for this netns this cannot be a re-ADD: start IPAM at
+  // once, so an executed delegate (host-local) runs while we do kernel work.
+  const state = loadState<AttachmentState>(p.name, conf.network, owner.containerId, owner.ifname);
+  const maybeAgain = !!state && state.netns === podNetnsId(req);
+  let ipamOutcome = maybeAgain ? undefined : startIpamAdd(req);
   const host = Rtnetlink.open();
   const cont = Rtnetlink.open({ netnsFd: ns.fd });
   const ctx: AddContext<C> = { req, conf, log, ns, host, cont, owner, hostName: p.hostVethName(conf, owner) };
   try {
-    const again = log.step('re-ADD check', () => existingAttachment(p.name, ctx));
+    const again = maybeAgain ? log.step('re-ADD check', () => existingAttachment(p.name, ctx, state!)) : undefined;
     if (again) {
       log.finish('ok', { reused: true });
       return again;
     }
-    const result = await freshAttachment(p, ctx);
+    ipamOutcome ??= startIpamAdd(req);
+    const result = await freshAttachment(p, ctx, ipamOutcome);
     log.finish('ok', { ips: result.ips?.map((i) => i.address) });
     return result;
   } catch (e) {
@@ -86,26 +92,22 @@ export async function addAttachment<C extends AttachmentConf>(p: VethPlugin<C>, 
 }
 
 /** Re-ADD of the same container+ifname into the same netns: the same result, nothing changed. */
-function existingAttachment(plugin: string, ctx: AddContext<AttachmentConf>): Result | undefined {
-  const { req, conf, owner } = ctx;
-  const state = loadState<AttachmentState>(plugin, conf.network, owner.containerId, owner.ifname);
-  if (!state || state.netns !== podNetnsId(req)) return undefined;
+function existingAttachment(plugin: string, ctx: AddContext<AttachmentConf>, state: AttachmentState): Result | undefined {
+  const { req, owner } = ctx;
   const hostLink = ctx.host.linkByName(state.hostVeth);
   const contLink = ctx.cont.linkByName(req.ifname);
   if (!hostLink || !isOwnedBy(hostLink, plugin, owner) || !contLink || contLink.parentIndex !== hostLink.index) return undefined;
   return state.result;
 }
 
-async function freshAttachment<C extends AttachmentConf>(p: VethPlugin<C>, ctx: AddContext<C>): Promise<Result> {
+async function freshAttachment<C extends AttachmentConf>(p: VethPlugin<C>, ctx: AddContext<C>,
+  ipamOutcome: Promise<{ result?: Result; error?: unknown }>): Promise<Result> {
   const { req, conf, log, host, owner } = ctx;
-  if (ctx.cont.linkByName(req.ifname)) {
-    throw new CniError(ERR_INTERNAL, `container already has an interface named ${req.ifname}`, `netns ${req.netns}`);
-  }
-  // IPAM runs while we build the kernel side: an executed delegate (host-local)
-  // costs about as much as our own work, so doing both at once saves that much.
-  const ipamOutcome = startIpamAdd(req);
   let hostVeth: Link | undefined;
   try {
+    if (ctx.cont.linkByName(req.ifname)) {
+      throw new CniError(ERR_INTERNAL, `container already has an interface named ${req.ifname}`, `netns ${req.netns}`);
+    }
     log.step('remove our leftover veth', () => removeLeftoverVeth(p.name, host, ctx.hostName, owner));
     hostVeth = p.prepare(ctx);
     const { result: ipam, error } = await ipamOutcome;

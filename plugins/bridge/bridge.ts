@@ -87,6 +87,10 @@ async function ipamMacHint(req: CniRequest, ipam: Result): Promise<string | unde
 
 /** Create the bridge if missing (under a lock: no boot-time races), bring it up, add Rancher's bridge address. */
 function ensureBridge(host: Rtnetlink, conf: BridgeConfig): Link {
+  // Usually the bridge is there and ready: then no lock, so concurrent ADDs
+  // (a node booting, a deployment scaling) never queue behind each other.
+  const ready = host.linkByName(conf.bridge);
+  if (ready && bridgeReady(host, ready, conf)) return ready;
   const lock = acquireLock(`bridge-${conf.bridge}`);
   try {
     let br = host.linkByName(conf.bridge);
@@ -117,6 +121,19 @@ function ensureBridge(host: Rtnetlink, conf: BridgeConfig): Link {
   } finally {
     lock.release();
   }
+}
+
+/** Nothing for ensureBridge to change (read-only check). */
+function bridgeReady(host: Rtnetlink, br: Link, conf: BridgeConfig): boolean {
+  if (br.kind !== 'bridge' || !(br.flags & 1)) return false;
+  if (conf.vlan > 0 && br.vlanFiltering !== true) return false;
+  if (conf.promiscMode && !(br.flags & 0x100)) return false;
+  return !conf.bridgeAddress || conf.skipBridgeConfigureIP || hasAddress(host, br, conf.bridgeAddress);
+}
+
+function hasAddress(host: Rtnetlink, br: Link, addr: Cidr): boolean {
+  const want = `${addr.ip}/${addr.prefix}`;
+  return host.addresses({ index: br.index, family: addr.family }).some((a) => a.cidr === want);
 }
 
 function vlanSupportError(e: unknown, conf: BridgeConfig): unknown {
@@ -235,13 +252,12 @@ function configureGateway(host: Rtnetlink, bridge: Link, conf: BridgeConfig, ipa
   const gateways = new Map<string, string>();
   for (const ip of ipsOf(ipam)) gateways.set(ip.address, gatewayFor(conf, ip.cidr, ip.gateway, bridgeIPv4));
   if (!conf.isGateway) return gateways;
-  if (!conf.skipBridgeConfigureIP) {
+  const wanted = ipsOf(ipam).map((ip) => ({ ip: gateways.get(ip.address)!, prefix: ip.cidr.prefix, family: ip.cidr.family }));
+  // Only the first pod of a subnet adds the gateway address: the rest skip the lock.
+  if (!conf.skipBridgeConfigureIP && !wanted.every((addr) => hasAddress(host, bridge, addr))) {
     const lock = acquireLock(`bridge-${conf.bridge}`);
     try {
-      for (const ip of ipsOf(ipam)) {
-        const gw = gateways.get(ip.address)!;
-        ensureBridgeAddress(host, bridge, { ip: gw, prefix: ip.cidr.prefix, family: ip.cidr.family }, conf.forceAddress);
-      }
+      for (const addr of wanted) ensureBridgeAddress(host, bridge, addr, conf.forceAddress);
     } finally {
       lock.release();
     }

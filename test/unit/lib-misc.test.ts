@@ -93,3 +93,13 @@ test('lock: a second process waits until the first releases', () => {
   assert.ok(Number(lines[1]![1]) >= Number(lines[0]![1]));
   fs.rmSync(dir, { recursive: true, force: true });
 });
+
+test('hashHex: stable, hex, well spread over similar inputs', async () => {
+  const { hashHex } = await import('../../lib/hash.ts');
+  assert.equal(hashHex('abc/eth0', 11), hashHex('abc/eth0', 11));
+  assert.match(hashHex('x', 32), /^[0-9a-f]{32}$/);
+  const seen = new Set<string>();
+  for (let i = 0; i < 20000; i++) seen.add(hashHex(`cnitool-${i}/eth0`, 11));
+  assert.equal(seen.size, 20000, 'no collisions among 20000 neighbouring ids');
+  assert.notEqual(hashHex('a/eth0', 11).slice(0, 4), hashHex('b/eth0', 11).slice(0, 4));
+});
