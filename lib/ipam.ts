@@ -2,10 +2,10 @@
 // ipam.type is found in CNI_PATH and executed with the caller's environment
 // and the same config on stdin. When the type is one of ours and lives in
 // this executable, it is called in-process instead: no second Node start.
-import fs from 'node:fs';
 import path from 'node:path';
 import type { CniRequest, PluginCommand, PluginSpec } from './skel.ts';
 import { CniError, ERR_INTERNAL, ERR_INVALID_CONFIG } from './spec/errors.ts';
+import { findInPath } from './plugin-path.ts';
 import { parseResult, type Result } from './spec/result.ts';
 
 const inProcess = new Map<string, () => Promise<PluginSpec>>();
@@ -13,21 +13,6 @@ const inProcess = new Map<string, () => Promise<PluginSpec>>();
 /** Declare an IPAM type that this executable implements itself. */
 export function registerInProcessIpam(type: string, load: () => Promise<PluginSpec>): void {
   inProcess.set(type, load);
-}
-
-/** libcni's lookup: the first regular file named `type` along the plugin path. */
-export function findPlugin(type: string, paths: readonly string[]): string {
-  if (!type || type.includes('/')) throw new CniError(ERR_INVALID_CONFIG, `invalid plugin type "${type}"`);
-  if (paths.length === 0) throw new CniError(ERR_INVALID_CONFIG, 'no paths provided', 'CNI_PATH is empty');
-  for (const dir of paths) {
-    const file = path.join(dir, type);
-    try {
-      if (fs.statSync(file).isFile()) return file;
-    } catch {
-      // not in this directory
-    }
-  }
-  throw new CniError(ERR_INVALID_CONFIG, `failed to find plugin "${type}" in path [${paths.join(' ')}]`);
 }
 
 function ipamType(req: CniRequest): string {
@@ -74,7 +59,7 @@ async function invokeIpam(command: PluginCommand, req: CniRequest): Promise<Resu
   const type = ipamType(req);
   const load = inProcess.get(type);
   if (load) return callInProcess(await load(), command, req);
-  return execIpam(findPlugin(type, req.path), command, req);
+  return execIpam(findInPath(type, req.path), command, req);
 }
 
 async function callInProcess(spec: PluginSpec, command: PluginCommand, req: CniRequest): Promise<Result | undefined> {

@@ -1,9 +1,7 @@
 // Finding and running one plugin the way libcni's pkg/invoke does: env + stdin in,
 // result or error JSON out. Synchronous on purpose: a runtime call is one exec.
 import { spawnSync } from 'node:child_process';
-import fs from 'node:fs';
-import path from 'node:path';
-import { CniError, ERR_DECODE, ERR_INTERNAL, ERR_INVALID_CONFIG } from '../spec/errors.ts';
+import { CniError, ERR_DECODE, ERR_INTERNAL } from '../spec/errors.ts';
 import type { CniCommand } from '../spec/env.ts';
 
 /** What the runtime tells a plugin through CNI_* variables. */
@@ -52,21 +50,7 @@ export class PluginError extends CniError {
   }
 }
 
-/** The first regular file `<dir>/<type>` along the plugin path (symlinks followed, as os.Stat does). */
-export function findInPath(type: string, dirs: readonly string[]): string {
-  if (type === '') throw new CniError(ERR_INVALID_CONFIG, 'no plugin name provided');
-  if (type.includes('/')) throw new CniError(ERR_INVALID_CONFIG, `invalid plugin name: ${type}`);
-  if (dirs.length === 0) throw new CniError(ERR_INVALID_CONFIG, `no paths provided to find plugin "${type}"`);
-  for (const dir of dirs) {
-    const candidate = path.join(dir, type);
-    try {
-      if (fs.statSync(candidate).isFile()) return candidate;
-    } catch {
-      // missing or unreadable: try the next directory
-    }
-  }
-  throw new CniError(ERR_INVALID_CONFIG, `failed to find plugin "${type}" in path [${dirs.join(' ')}]`);
-}
+export { findInPath } from '../plugin-path.ts';
 
 /** The caller's environment plus the six CNI_* variables (always set, possibly empty), which win. */
 export function pluginEnv(call: PluginCall, base: NodeJS.ProcessEnv = process.env): Record<string, string> {

@@ -1,0 +1,20 @@
+// libcni's plugin lookup, shared by the runtime and IPAM delegation.
+import fs from 'node:fs';
+import path from 'node:path';
+import { CniError, ERR_INVALID_CONFIG } from './spec/errors.ts';
+
+/** The first regular file `<dir>/<type>` along the plugin path (symlinks followed, as os.Stat does). */
+export function findInPath(type: string, dirs: readonly string[]): string {
+  if (type === '') throw new CniError(ERR_INVALID_CONFIG, 'no plugin name provided');
+  if (type.includes('/')) throw new CniError(ERR_INVALID_CONFIG, `invalid plugin name: ${type}`);
+  if (dirs.length === 0) throw new CniError(ERR_INVALID_CONFIG, `no paths provided to find plugin "${type}"`);
+  for (const dir of dirs) {
+    const candidate = path.join(dir, type);
+    try {
+      if (fs.statSync(candidate).isFile()) return candidate;
+    } catch {
+      // missing or unreadable: try the next directory
+    }
+  }
+  throw new CniError(ERR_INVALID_CONFIG, `failed to find plugin "${type}" in path [${dirs.join(' ')}]`);
+}
