@@ -53,6 +53,7 @@ interface PluginUnderTest {
   label: string;
   file: string;
   conf: (i: number) => object;
+  args?: (i: number) => string;
 }
 
 function addDel(p: PluginUnderTest, runs: number): { add: number[]; del: number[]; rss: number[]; failures: string[] } {
@@ -63,7 +64,7 @@ function addDel(p: PluginUnderTest, runs: number): { add: number[]; del: number[
   for (let i = 0; i < runs; i++) {
     const ns = podNetns();
     try {
-      const env = cleanEnv({ CNI_CONTAINERID: `bench-${p.label}-${i}`, CNI_NETNS: ns.path, CNI_IFNAME: 'eth0', CNI_PATH: `${BIN}:${REF}` });
+      const env = cleanEnv({ CNI_CONTAINERID: `bench-${p.label}-${i}`, CNI_NETNS: ns.path, CNI_IFNAME: 'eth0', CNI_PATH: `${BIN}:${REF}`, CNI_ARGS: p.args?.(i) });
       const conf = JSON.stringify(p.conf(i));
       const a = i < 3
         ? { ms: 0, status: 0, stdout: '', stderr: '', rss: peakRssKiB(p.file, [], { ...env, CNI_COMMAND: 'ADD' }, conf) }
@@ -130,6 +131,13 @@ async function bridgeSection(nodeStartMs: number): Promise<Section> {
   const [ours, ref] = bridgePair();
   const o = addDel(ours, RUNS + 3);
   const r = addDel(ref, RUNS + 3);
+  // The same plugin with our IPAM in-process (CNI_ARGS fast path): no second process at all.
+  const inProcess = addDel({
+    label: 'inproc', file: path.join(BIN, 'cattle-bridge'),
+    conf: () => ({ cniVersion: '1.1.0', name: 'bench', type: 'cattle-bridge', bridge: 'cbench1', isGateway: true, ipam: { type: 'cattle-ipam', subnetPrefixSize: '/16' } }),
+    args: (i) => `IgnoreUnknown=1;IPAddress=10.99.${i >> 8}.${(i & 255) + 1}/16`,
+  }, RUNS + 3);
+  spawnDel('cbench1');
   const [stormOurs, stormRef] = bridgePair();
   stormOurs.conf = () => ({ cniVersion: '1.0.0', name: 'storm', type: 'cattle-bridge', bridge: 'cstorm0', isGateway: true, ipam: hostLocal() });
   stormRef.conf = () => ({ cniVersion: '1.0.0', name: 'storm', type: 'bridge', bridge: 'rstorm0', isGateway: true, ipam: hostLocal() });
@@ -137,13 +145,14 @@ async function bridgeSection(nodeStartMs: number): Promise<Section> {
   const sr = await storm(stormRef, 'rstorm0');
   spawnDel('cbench0');
   spawnDel('rbench0');
-  const failures = [...o.failures, ...r.failures];
+  const failures = [...o.failures, ...r.failures, ...inProcess.failures];
   return {
     title: `Bridge (cattle-bridge vs /usr/lib/cni/bridge, both with /usr/lib/cni/host-local; median of ${RUNS} fresh netns)`,
     rows: [
       { name: 'ADD wall', ours: fmtMs(median(o.add)), reference: fmtMs(median(r.add)), note: `(ours − Node start) / ref = ${ratio(median(o.add), nodeStartMs, median(r.add))} (target ≤ 1.0)` },
       { name: 'DEL wall', ours: fmtMs(median(o.del)), reference: fmtMs(median(r.del)), note: `(ours − Node start) / ref = ${ratio(median(o.del), nodeStartMs, median(r.del))} (target ≤ 1.0)` },
       { name: 'ADD peak RSS', ours: `${(median(o.rss) / 1024).toFixed(1)} MiB`, reference: `${(median(r.rss) / 1024).toFixed(1)} MiB` },
+      { name: 'ADD / DEL wall, cattle-ipam in-process', ours: `${fmtMs(median(inProcess.add))} / ${fmtMs(median(inProcess.del))}`, reference: '(no Go equivalent)', note: `(ours − Node start) = ${fmtMs(median(inProcess.add) - nodeStartMs)} / ${fmtMs(median(inProcess.del) - nodeStartMs)}: the cost of our own work without a second process` },
       { name: `${STORM}-pod storm: ADD wall`, ours: fmtMs(so.wallMs), reference: fmtMs(sr.wallMs), note: `ours / ref = ${(so.wallMs / sr.wallMs).toFixed(2)} (target ≤ 1.5)` },
       { name: `${STORM}-pod storm: failures / leftovers`, ours: `${so.failures} / ${so.leftovers}`, reference: `${sr.failures} / ${sr.leftovers}`, note: 'target 0 / 0' },
     ],
