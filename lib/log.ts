@@ -2,6 +2,7 @@
 // names the plugin, command, container and interface; steps are logged only
 // with `isDebugLevel`. Logging never fails a plugin.
 import fs from 'node:fs';
+import { setNetlinkTrace } from './netlink/trace.ts';
 
 export interface LogContext {
   plugin: string;
@@ -20,6 +21,10 @@ export class Logger {
     this.ctx = ctx;
     this.file = file || undefined;
     this.debug = debug && !!this.file;
+    // Debug level records every kernel request too.
+    if (this.debug) {
+      setNetlinkTrace((op, dt, error) => this.write({ step: 'netlink', op, outcome: error ? 'error' : 'ok', durationMs: Math.round(dt * 100) / 100, ...(error ? { error: error.message } : {}) }));
+    }
   }
 
   /** Run one named step; its duration is logged at debug level. */

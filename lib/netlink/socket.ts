@@ -4,6 +4,7 @@
 import fs from 'node:fs';
 import { native } from '../native.ts';
 import { NetlinkError } from './errors.ts';
+import { netlinkTrace } from './trace.ts';
 import {
   encodeMessage, parseAck, parseMessages, NLM_F_ACK, NLM_F_DUMP, NLM_F_MULTI, NLM_F_REQUEST,
   NLMSG_DONE, NLMSG_ERROR, NLMSG_NOOP, type Message,
@@ -13,6 +14,7 @@ export const NETLINK_ROUTE = 0;
 export const RTMGRP_LINK = 0x1;
 
 const RECV_BUFFER = 256 * 1024;
+
 
 export interface SocketOptions {
   /** Open nsfs fd: the socket lives in that netns for its whole life. */
@@ -43,6 +45,20 @@ export class NetlinkSocket {
 
   /** Send one request and collect replies until the ack (or NLMSG_DONE for dumps). */
   request(operation: string, type: number, flags: number, payload: Buffer): Message[] {
+    const trace = netlinkTrace();
+    if (!trace) return this.exchange(operation, type, flags, payload);
+    const t0 = performance.now();
+    try {
+      const replies = this.exchange(operation, type, flags, payload);
+      trace(operation, performance.now() - t0);
+      return replies;
+    } catch (e) {
+      trace(operation, performance.now() - t0, e as Error);
+      throw e;
+    }
+  }
+
+  private exchange(operation: string, type: number, flags: number, payload: Buffer): Message[] {
     const seq = ++this.seq;
     const dump = (flags & NLM_F_DUMP) === NLM_F_DUMP;
     const msg = encodeMessage({ type, flags: flags | NLM_F_REQUEST | (dump ? 0 : NLM_F_ACK), seq, pid: 0 }, payload);

@@ -399,6 +399,34 @@ test('conf-examples: each bridge example works', () => {
   host.destroy();
 });
 
+test('logToFile: JSON lines per step; isDebugLevel adds every netlink request; errors carry their details', () => {
+  const host = makeNetns('cbr-host');
+  const pod = makeNetns('cbr-pod');
+  const logFile = path.join(dataDir, 'debug.log');
+  const c = conf({ logToFile: logFile, isDebugLevel: 'true', ipam: hostLocal('10.77.14.0/24') });
+  ok(cni('ADD', attach(host, pod, c, 'logged')));
+  const records = fs.readFileSync(logFile, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+  for (const r of records) {
+    for (const key of ['time', 'plugin', 'command', 'containerId', 'ifname', 'step']) assert.ok(key in r, `${key} in ${JSON.stringify(r)}`);
+  }
+  assert.ok(records.some((r) => r.step === 'create veth pair' && typeof r.durationMs === 'number'));
+  assert.ok(records.some((r) => r.step === 'netlink' && /^create veth /.test(String(r.op))), 'netlink requests logged');
+  const done = records.find((r) => r.step === 'done')!;
+  assert.equal(done.outcome, 'ok');
+  assert.equal(done.command, 'ADD');
+  // A failing ADD (an IPv4 route that cannot be added) logs the error.
+  fs.rmSync(logFile);
+  const bad = conf({ logToFile: logFile, ipam: hostLocal('10.77.15.0/24', { routes: [{ dst: '10.201.0.0/16', gw: '192.0.2.99' }] }) });
+  const r = cni('ADD', attach(host, pod, bad, 'logged-fail', { ifname: 'eth1' }));
+  assert.equal(r.code, 1);
+  const last = JSON.parse(fs.readFileSync(logFile, 'utf8').trim().split('\n').pop()!) as Record<string, unknown>;
+  assert.equal(last.outcome, 'error');
+  assert.equal(last.error, (r.json as { msg: string; details?: string }).details ? `${(r.json as { msg: string }).msg}: ${(r.json as { details: string }).details}` : (r.json as { msg: string }).msg);
+  ok(cni('DEL', attach(host, pod, c, 'logged')));
+  host.destroy();
+  pod.destroy();
+});
+
 test('left nothing behind in the root namespace', () => {
   cleanupAll(); // namespaces of failed tests; what the plugin made in the root netns stays visible
   assert.deepEqual(rootLinkNames(), linksBefore);
