@@ -8,11 +8,12 @@ import type { Result } from '../lib/spec/result.ts';
 import { Rtnetlink, type Link } from '../lib/netlink/rtnetlink.ts';
 import { isErrno } from '../lib/netlink/errors.ts';
 import { isOwnedBy, parseOwnerMark, type Owner } from '../lib/hostveth.ts';
-import { ipamDel, startIpamAdd } from '../lib/ipam.ts';
+import { ipamCheck, ipamDel, startIpamAdd } from '../lib/ipam.ts';
+import { prevResultOf } from '../lib/spec/config.ts';
 import { loadState, removeState, saveState } from '../lib/state.ts';
 import { Logger } from '../lib/log.ts';
 import type { Netns } from '../lib/netns.ts';
-import { openPodNetns, podNetnsId, requireIps } from './common.ts';
+import { openPodNetns, podNetnsId, requireIps, requirePrevResult } from './common.ts';
 
 export interface AttachmentConf {
   network: string;
@@ -179,6 +180,34 @@ export async function delAttachment<C extends AttachmentConf>(p: VethPlugin<C>, 
   removeState(p.name, conf.network, owner.containerId, owner.ifname);
   log.finish(firstError ? 'error' : 'ok', firstError ? { error: (firstError as Error).message } : {});
   if (firstError) throw firstError;
+}
+
+// ---- CHECK ------------------------------------------------------------------
+
+export interface CheckContext<C> {
+  req: CniRequest;
+  conf: C;
+  prev: Result;
+  owner: Owner;
+  host: Rtnetlink;
+  cont: Rtnetlink;
+}
+
+/** CHECK: the plugin verifies kernel state against prevResult, then IPAM checks its part. */
+export async function checkAttachment<C extends AttachmentConf>(p: VethPlugin<C>, req: CniRequest, verify: (ctx: CheckContext<C>) => void): Promise<void> {
+  const conf = p.loadConfig(req);
+  const prev = requirePrevResult(prevResultOf(req.config));
+  const ns = openPodNetns(req);
+  const host = Rtnetlink.open();
+  const cont = Rtnetlink.open({ netnsFd: ns.fd });
+  try {
+    verify({ req, conf, prev, owner: { containerId: req.containerId, ifname: req.ifname }, host, cont });
+  } finally {
+    host.close();
+    cont.close();
+    ns.close();
+  }
+  await ipamCheck(req);
 }
 
 // ---- helpers ------------------------------------------------------------------

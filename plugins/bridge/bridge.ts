@@ -6,7 +6,6 @@
 import type { CniRequest, PluginSpec } from '../../lib/skel.ts';
 import { runPlugin, processIO } from '../../lib/skel.ts';
 import { CniError, ERR_INTERNAL, ERR_INVALID_CONFIG, ERR_NOT_AVAILABLE } from '../../lib/spec/errors.ts';
-import { prevResultOf } from '../../lib/spec/config.ts';
 import type { Result, ResultRoute } from '../../lib/spec/result.ts';
 import { Rtnetlink, type Link } from '../../lib/netlink/rtnetlink.ts';
 import { BRIDGE_VLAN_INFO_PVID, BRIDGE_VLAN_INFO_UNTAGGED } from '../../lib/netlink/rtnl.ts';
@@ -16,15 +15,15 @@ import { sysctlSet } from '../../lib/sysctl.ts';
 import { containsIp, nthAddress, parseCidr, type Cidr } from '../../lib/ip.ts';
 import { hashedVethName, isOwnedBy, ownerMark, parseOwnerMark, type Owner } from '../../lib/hostveth.ts';
 import { masqChainName, masqComment, masqPresent, setupMasq, teardownMasq } from '../../lib/masq.ts';
-import { ipamCheck, ipamGc, ipamStatus } from '../../lib/ipam.ts';
+import { ipamGc, ipamStatus } from '../../lib/ipam.ts';
 import { removeState } from '../../lib/state.ts';
 import { SUITE_VERSION } from '../../lib/version.ts';
 import type { Netns } from '../../lib/netns.ts';
 import { loadBridgeConfig, type BridgeConfig } from './config.ts';
-import { addAttachment, delAttachment, deleteLinkQuietly, type AddContext, type VethPlugin } from '../attachment.ts';
+import { addAttachment, checkAttachment, delAttachment, deleteLinkQuietly, type AddContext, type VethPlugin } from '../attachment.ts';
 import {
-  checkContainerState, containerSysctls, ipsOf, openPodNetns, registerOurIpam,
-  requirePrevResult, validAttachments,
+  checkContainerState, containerSysctls, ipsOf, registerOurIpam,
+  validAttachments,
 } from '../common.ts';
 
 const PLUGIN = 'cattle-bridge';
@@ -301,33 +300,22 @@ function del(req: CniRequest): Promise<void> {
 
 // ---- CHECK ------------------------------------------------------------------
 
-async function check(req: CniRequest): Promise<void> {
-  const conf = loadBridgeConfig(req);
-  const prev = requirePrevResult(prevResultOf(req.config));
-  const owner: Owner = { containerId: req.containerId, ifname: req.ifname };
-  const ns = openPodNetns(req);
-  const host = Rtnetlink.open();
-  const cont = Rtnetlink.open({ netnsFd: ns.fd });
-  try {
-    const br = host.linkByName(conf.bridge);
-    if (!br || br.kind !== 'bridge') throw new CniError(ERR_INTERNAL, `bridge ${conf.bridge} not found`);
-    const hostName = hostVethName(owner);
-    const hv = host.linkByName(hostName);
-    if (!hv || !isOwnedBy(hv, PLUGIN, owner)) throw new CniError(ERR_INTERNAL, `host veth ${hostName} of this attachment not found`);
-    if (hv.master !== br.index) throw new CniError(ERR_INTERNAL, `host veth ${hostName} is not attached to ${conf.bridge}`);
-    const cl = cont.linkByName(req.ifname);
-    if (!cl || cl.parentIndex !== hv.index) throw new CniError(ERR_INTERNAL, `${req.ifname} in the container is not the peer of ${hostName}`);
-    const ifaces = prev.interfaces ?? [];
-    checkContainerState(cont, req.ifname, prev, (i) => ifaces[i]?.name === req.ifname && !!ifaces[i]?.sandbox);
-    if (conf.masquerade && !masqPresent(masqChain(conf, owner))) {
-      throw new CniError(ERR_INTERNAL, 'masquerade rule for this attachment is missing');
-    }
-  } finally {
-    host.close();
-    cont.close();
-    ns.close();
+function check(req: CniRequest): Promise<void> {
+  return checkAttachment(steps, req, ({ req, conf, prev, owner, host, cont }) => {
+  const br = host.linkByName(conf.bridge);
+  if (!br || br.kind !== 'bridge') throw new CniError(ERR_INTERNAL, `bridge ${conf.bridge} not found`);
+  const hostName = hostVethName(owner);
+  const hv = host.linkByName(hostName);
+  if (!hv || !isOwnedBy(hv, PLUGIN, owner)) throw new CniError(ERR_INTERNAL, `host veth ${hostName} of this attachment not found`);
+  if (hv.master !== br.index) throw new CniError(ERR_INTERNAL, `host veth ${hostName} is not attached to ${conf.bridge}`);
+  const cl = cont.linkByName(req.ifname);
+  if (!cl || cl.parentIndex !== hv.index) throw new CniError(ERR_INTERNAL, `${req.ifname} in the container is not the peer of ${hostName}`);
+  const ifaces = prev.interfaces ?? [];
+  checkContainerState(cont, req.ifname, prev, (i) => ifaces[i]?.name === req.ifname && !!ifaces[i]?.sandbox);
+  if (conf.masquerade && !masqPresent(masqChain(conf, owner))) {
+    throw new CniError(ERR_INTERNAL, 'masquerade rule for this attachment is missing');
   }
-  await ipamCheck(req);
+  });
 }
 
 // ---- GC and STATUS ----------------------------------------------------------

@@ -7,7 +7,6 @@ import fs from 'node:fs';
 import type { CniRequest, PluginSpec } from '../../lib/skel.ts';
 import { runPlugin, processIO } from '../../lib/skel.ts';
 import { CniError, ERR_INTERNAL } from '../../lib/spec/errors.ts';
-import { prevResultOf } from '../../lib/spec/config.ts';
 import type { Result, ResultRoute } from '../../lib/spec/result.ts';
 import { Rtnetlink, type Link } from '../../lib/netlink/rtnetlink.ts';
 import { RT_SCOPE_LINK, RT_SCOPE_UNIVERSE } from '../../lib/netlink/rtnl.ts';
@@ -15,16 +14,16 @@ import { isErrno } from '../../lib/netlink/errors.ts';
 import { interfaceKey, sysctlGet, sysctlSet } from '../../lib/sysctl.ts';
 import { bytesToIp, macToBytes, parseCidr, type Cidr, type Family } from '../../lib/ip.ts';
 import { hashedVethName, isOwnedBy, ownerMark, parseOwnerMark, type Owner } from '../../lib/hostveth.ts';
-import { ipamCheck, ipamGc, ipamStatus } from '../../lib/ipam.ts';
+import { ipamGc, ipamStatus } from '../../lib/ipam.ts';
 import { loadState, removeState } from '../../lib/state.ts';
 import { Logger } from '../../lib/log.ts';
 import { SUITE_VERSION } from '../../lib/version.ts';
 import type { Netns } from '../../lib/netns.ts';
 import { loadPtpConfig, type PtpConfig } from './config.ts';
-import { addAttachment, delAttachment, deleteLinkQuietly, type AddContext, type AttachmentState, type VethPlugin } from '../attachment.ts';
+import { addAttachment, checkAttachment, delAttachment, deleteLinkQuietly, type AddContext, type AttachmentState, type VethPlugin } from '../attachment.ts';
 import {
-  checkContainerState, containerSysctls, ipsOf, openPodNetns, registerOurIpam,
-  requirePrevResult, validAttachments,
+  checkContainerState, containerSysctls, ipsOf, registerOurIpam,
+  validAttachments,
 } from '../common.ts';
 
 const PLUGIN = 'cattle-ptp';
@@ -267,40 +266,29 @@ function buildResult(req: CniRequest, conf: PtpConfig, host: Rtnetlink, cont: Rt
 
 // ---- CHECK ------------------------------------------------------------------
 
-async function check(req: CniRequest): Promise<void> {
-  const conf = loadPtpConfig(req);
-  const prev = requirePrevResult(prevResultOf(req.config));
-  const owner: Owner = { containerId: req.containerId, ifname: req.ifname };
-  const ns = openPodNetns(req);
-  const host = Rtnetlink.open();
-  const cont = Rtnetlink.open({ netnsFd: ns.fd });
-  try {
-    const hostName = prev.interfaces?.find((i) => !i.sandbox)?.name ?? hostVethName(conf, owner);
-    const hv = host.linkByName(hostName);
-    if (!hv || !isOwnedBy(hv, PLUGIN, owner)) throw new CniError(ERR_INTERNAL, `host veth ${hostName} of this attachment not found`);
-    const cl = cont.linkByName(req.ifname);
-    if (!cl || cl.parentIndex !== hv.index) throw new CniError(ERR_INTERNAL, `${req.ifname} in the container is not the peer of ${hostName}`);
-    if (hv.mac !== conf.hostVethMac) throw new CniError(ERR_INTERNAL, `host veth ${hostName} has MAC ${hv.mac}, expected ${conf.hostVethMac}`);
-    if (sysctlGet(interfaceKey(4, hostName, 'proxy_arp')) !== '1') throw new CniError(ERR_INTERNAL, `proxy_arp is off on host veth ${hostName}`);
-    const ifaces = prev.interfaces ?? [];
-    checkContainerState(cont, req.ifname, prev, (i) => ifaces[i]?.name === req.ifname && !!ifaces[i]?.sandbox);
-    const ips = (prev.ips ?? []).map((i) => parseCidr(i.address));
-    if (ips.some((i) => i.family === 4)) {
-      const gwRoute = cont.routes({ family: 4, oif: cl.index }).some((r) => r.dst === `${GATEWAY4}/32` && !r.gw);
-      if (!gwRoute) throw new CniError(ERR_INTERNAL, `route ${GATEWAY4} dev ${req.ifname} scope link missing in the container`);
-    }
-    for (const ip of ips) {
-      const dst = `${ip.ip}/${ip.family === 4 ? 32 : 128}`;
-      if (!host.routes({ family: ip.family, oif: hv.index }).some((r) => r.dst === dst)) {
-        throw new CniError(ERR_INTERNAL, `host route ${dst} dev ${hostName} missing`);
-      }
-    }
-  } finally {
-    host.close();
-    cont.close();
-    ns.close();
+function check(req: CniRequest): Promise<void> {
+  return checkAttachment(steps, req, ({ req, conf, prev, owner, host, cont }) => {
+  const hostName = prev.interfaces?.find((i) => !i.sandbox)?.name ?? hostVethName(conf, owner);
+  const hv = host.linkByName(hostName);
+  if (!hv || !isOwnedBy(hv, PLUGIN, owner)) throw new CniError(ERR_INTERNAL, `host veth ${hostName} of this attachment not found`);
+  const cl = cont.linkByName(req.ifname);
+  if (!cl || cl.parentIndex !== hv.index) throw new CniError(ERR_INTERNAL, `${req.ifname} in the container is not the peer of ${hostName}`);
+  if (hv.mac !== conf.hostVethMac) throw new CniError(ERR_INTERNAL, `host veth ${hostName} has MAC ${hv.mac}, expected ${conf.hostVethMac}`);
+  if (sysctlGet(interfaceKey(4, hostName, 'proxy_arp')) !== '1') throw new CniError(ERR_INTERNAL, `proxy_arp is off on host veth ${hostName}`);
+  const ifaces = prev.interfaces ?? [];
+  checkContainerState(cont, req.ifname, prev, (i) => ifaces[i]?.name === req.ifname && !!ifaces[i]?.sandbox);
+  const ips = (prev.ips ?? []).map((i) => parseCidr(i.address));
+  if (ips.some((i) => i.family === 4)) {
+    const gwRoute = cont.routes({ family: 4, oif: cl.index }).some((r) => r.dst === `${GATEWAY4}/32` && !r.gw);
+    if (!gwRoute) throw new CniError(ERR_INTERNAL, `route ${GATEWAY4} dev ${req.ifname} scope link missing in the container`);
   }
-  await ipamCheck(req);
+  for (const ip of ips) {
+    const dst = `${ip.ip}/${ip.family === 4 ? 32 : 128}`;
+    if (!host.routes({ family: ip.family, oif: hv.index }).some((r) => r.dst === dst)) {
+      throw new CniError(ERR_INTERNAL, `host route ${dst} dev ${hostName} missing`);
+    }
+  }
+  });
 }
 
 // ---- GC and STATUS ----------------------------------------------------------
