@@ -1,4 +1,5 @@
 // Driving a plugin the way a runtime does, for integration tests.
+import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -82,4 +83,22 @@ export function links(ns: TestNetns): IpLink[] {
 
 export function ping(from: TestNetns, ip: string): boolean {
   return from.exec('ping', ['-c', '1', '-W', '2', ip], { allowFail: true }).status === 0;
+}
+
+/**
+ * The parts of a 0.3.0+ result whose shape depends on the version: ips[].version
+ * only before 1.0.0, `"dns":{}` printed only before 1.0.0, interface mtu only in 1.1.0.
+ */
+export function assertCurrentShape(res: Record<string, unknown>, version: string, containerIface: number): void {
+  const ips = res.ips as { version?: string; interface: number }[];
+  const ifaces = res.interfaces as { mtu?: number }[];
+  assert.equal(ips[0]!.interface, containerIface);
+  if (version.startsWith('0.')) {
+    assert.equal(ips[0]!.version, '4');
+    assert.deepEqual(res.dns, {});
+  } else {
+    assert.equal(ips[0]!.version, undefined);
+    assert.equal(res.dns, undefined);
+  }
+  assert.equal(ifaces[containerIface]!.mtu !== undefined, version === '1.1.0', `mtu only in 1.1.0 (${version})`);
 }

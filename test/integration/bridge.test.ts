@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { cleanupAll, makeNetns, netnsNames, rootLinkNames, ROOT, type TestNetns } from '../helpers/harness.ts';
-import { cni, cniAsync, links, ping, tempDir, type Attach } from '../helpers/cni.ts';
+import { assertCurrentShape, cni, cniAsync, links, ping, tempDir, type Attach } from '../helpers/cni.ts';
 
 let linksBefore: string[];
 let nsBefore: string[];
@@ -101,17 +101,7 @@ test('every cniVersion from 0.1.0 to 1.1.0 returns its own result shape', () => 
       assert.equal(res.interfaces, undefined);
       assert.deepEqual(res.dns, {});
     } else {
-      const ips = res.ips as { version?: string; interface: number }[];
-      const ifaces = res.interfaces as { mtu?: number }[];
-      assert.equal(ips[0]!.interface, 2);
-      if (version.startsWith('0.')) {
-        assert.equal(ips[0]!.version, '4');
-        assert.deepEqual(res.dns, {});
-      } else {
-        assert.equal(ips[0]!.version, undefined);
-        assert.equal(res.dns, undefined);
-      }
-      assert.equal(ifaces[2]!.mtu !== undefined, version === '1.1.0', `mtu only in 1.1.0 (${version})`);
+      assertCurrentShape(res, version, 2);
     }
     ok(cni('DEL', attach(host, pod, c, `v-${version}`, { args })));
     pod.destroy();
