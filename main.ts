@@ -1,6 +1,6 @@
 // Entry point of the single executable: dispatch on the invoked name
 // (dist/bin holds a link per name).
-import { CNI_PLUGINS, ENTRIES, entryName } from './entries.ts';
+import { CNI_PLUGINS, DELEGATING, ENTRIES, entryName, setUpDelegation } from './entries.ts';
 import { isSea } from 'node:sea';
 import { versionInfoJSON } from './lib/spec/versions.ts';
 
@@ -21,6 +21,7 @@ async function start(): Promise<number> {
     process.stderr.write(`cattle-cni: unknown program name "${name}"; link this executable as one of: ${Object.keys(ENTRIES).join(', ')}\n`);
     return 1;
   }
+  if (DELEGATING.has(name)) await setUpDelegation();
   return (await load()).main(args);
 }
 

@@ -7,18 +7,47 @@ import type { CniRequest, PluginCommand, PluginSpec } from './skel.ts';
 import { CniError, ERR_INTERNAL, ERR_INVALID_CONFIG } from './spec/errors.ts';
 import { findInPath } from './plugin-path.ts';
 import { parseResult, type Result } from './spec/result.ts';
+import { childStdio } from './children.ts';
+
+/** How deep delegates may nest (a plugin → its IPAM → …): a cycle stops here, not in a fork bomb. */
+export const MAX_DELEGATION_DEPTH = 3;
+const DEPTH_ENV = 'CATTLE_CNI_DELEGATION_DEPTH';
 
 const inProcess = new Map<string, () => Promise<PluginSpec>>();
+const notIpam = new Set<string>();
 
 /** Declare an IPAM type that this executable implements itself. */
 export function registerInProcessIpam(type: string, load: () => Promise<PluginSpec>): void {
   inProcess.set(type, load);
 }
 
+/** Declare types that must never be run as IPAM (the executable's own non-IPAM programs). */
+export function declareNotIpam(types: readonly string[]): void {
+  for (const t of types) notIpam.add(t);
+}
+
+/** Fail early (code 7) on an IPAM type that is missing, not an IPAM plugin, or delegated too deep. */
+export function checkIpamType(req: CniRequest): void {
+  ipamType(req);
+}
+
 function ipamType(req: CniRequest): string {
   const type = req.config.ipam?.type;
   if (typeof type !== 'string' || type === '') throw new CniError(ERR_INVALID_CONFIG, 'ipam.type is missing', 'the plugin needs an IPAM plugin to get addresses');
+  if (notIpam.has(type) || path.basename(type) !== type) {
+    throw new CniError(ERR_INVALID_CONFIG, 'invalid configuration field "ipam.type"', `"${type}" is not an IPAM plugin`);
+  }
+  const depth = delegationDepth(req);
+  if (depth >= MAX_DELEGATION_DEPTH) {
+    throw new CniError(ERR_INVALID_CONFIG, 'invalid configuration field "ipam.type"',
+      `"${type}" would be delegate number ${depth + 1} in a row (at most ${MAX_DELEGATION_DEPTH}): the IPAM configuration loops back into a main plugin`);
+  }
   return type;
+}
+
+function delegationDepth(req: CniRequest): number {
+  const n = Number(req.env[DEPTH_ENV] ?? 0);
+  return Number.isInteger(n) && n > 0 ? n : 0;
 }
 
 export function hasIpam(req: CniRequest): boolean {
@@ -80,17 +109,17 @@ function execIpam(file: string, command: PluginCommand, req: CniRequest): Promis
   const { spawn } = process.getBuiltinModule('node:child_process');
   return new Promise((resolve, reject) => {
     const child = spawn(file, [], {
-      env: { ...req.env, CNI_COMMAND: command },
+      env: { ...req.env, CNI_COMMAND: command, [DEPTH_ENV]: String(delegationDepth(req) + 1) },
       // stderr is the plugin's log: pass it through, as the spec says.
-      stdio: ['pipe', 'pipe', 'inherit'],
+      stdio: childStdio(['pipe', 'pipe', 'inherit']),
     });
     const chunks: Buffer[] = [];
-    child.stdout.on('data', (d: Buffer) => chunks.push(d));
+    child.stdout!.on('data', (d: Buffer) => chunks.push(d));
     child.on('error', (e) => reject(new CniError(ERR_INTERNAL, `cannot run IPAM plugin ${name}: ${e.message}`)));
-    child.stdin.on('error', () => {
+    child.stdin!.on('error', () => {
       // a delegate that exits without reading stdin is judged by its exit status
     });
-    child.stdin.end(req.stdin);
+    child.stdin!.end(req.stdin);
     child.on('close', (status, signal) => {
       const out = Buffer.concat(chunks).toString('utf8').trim();
       try {

@@ -1,6 +1,9 @@
-// Plugin logging to a file as JSON lines (config `logToFile`). Every record
-// names the plugin, command, container and interface; steps are logged only
-// with `isDebugLevel`. Logging never fails a plugin.
+// Plugin logging to a file as JSON lines (config `logToFile`, an absolute
+// path: the schemas refuse others). Every record names the plugin, command,
+// container and interface; steps are logged only with `isDebugLevel`. The
+// file is opened append-only and never through a symlink, and it is rotated
+// at LOG_MAX_BYTES (one old file kept), so a debug level left on cannot fill
+// the disk. Logging never fails a plugin.
 import fs from 'node:fs';
 import { setNetlinkTrace } from './netlink/trace.ts';
 
@@ -11,11 +14,17 @@ export interface LogContext {
   ifname: string;
 }
 
+/** Rotate when the file has grown past this: `<file>.1` keeps the previous part. */
+export const LOG_MAX_BYTES = 10 * 1024 * 1024;
+const O_NOFOLLOW = 0o400000;
+const O_CLOEXEC = 0o2000000;
+
 export class Logger {
   private readonly file?: string;
   private readonly debug: boolean;
   private readonly ctx: LogContext;
   private readonly started = performance.now();
+  private fd: number | undefined;
 
   constructor(ctx: LogContext, file?: string, debug = false) {
     this.ctx = ctx;
@@ -55,11 +64,28 @@ export class Logger {
     if (!this.file) return;
     const record = { time: new Date().toISOString(), ...this.ctx, ...fields };
     try {
-      fs.appendFileSync(this.file, `${JSON.stringify(record)}\n`, { mode: 0o600 });
+      this.fd ??= openLog(this.file);
+      fs.writeSync(this.fd, `${JSON.stringify(record)}\n`);
     } catch {
       // A full disk or a bad path must not turn into a failed pod start.
     }
   }
+}
+
+/** Open for appending (no symlink followed); a file past the cap becomes `<file>.1` first. */
+function openLog(file: string): number {
+  const flags = fs.constants.O_WRONLY | fs.constants.O_APPEND | fs.constants.O_CREAT | O_NOFOLLOW | O_CLOEXEC;
+  const fd = fs.openSync(file, flags, 0o600);
+  const st = fs.fstatSync(fd);
+  if (!st.isFile()) {
+    fs.closeSync(fd);
+    throw new Error(`${file} is not a regular file`);
+  }
+  if (st.size < LOG_MAX_BYTES) return fd;
+  fs.closeSync(fd);
+  // Concurrent plugins may both rotate: at worst one old part is lost, never the disk.
+  fs.renameSync(file, `${file}.1`);
+  return fs.openSync(file, flags, 0o600);
 }
 
 function ms(t0: number): number {

@@ -6,6 +6,7 @@ import { hashHex } from './hash.ts';
 import fs from 'node:fs';
 import path from 'node:path';
 import { networkOf, type Cidr } from './ip.ts';
+import { childStdio } from './children.ts';
 
 /** Chain names are limited to 28 characters. */
 export function masqChainName(network: string, containerId: string, ifname: string): string {
@@ -33,7 +34,7 @@ function findTool(name: string): string {
 
 /** Run a tool, stdout as text. child_process is loaded on first use: most plugin runs execute nothing. */
 function run(file: string, args: string[], stdio: 'pipe' | 'ignore' = 'pipe'): string {
-  return process.getBuiltinModule('node:child_process').execFileSync(file, args, { encoding: 'utf8', stdio: ['ignore', stdio, stdio] });
+  return process.getBuiltinModule('node:child_process').execFileSync(file, args, { encoding: 'utf8', stdio: childStdio(['ignore', stdio, stdio]) });
 }
 
 function xtables(family: 4 | 6, args: string[], allowFail = false): string {

@@ -1,19 +1,28 @@
-// The life of a veth attachment, shared by cattle-bridge and cattle-ptp:
-// ADD (re-ADD check, leftover removal, kernel work overlapped with IPAM,
-// rollback of everything on failure) and DEL (best effort, owner-checked, no
-// netns needed). Each plugin supplies only its own steps.
+// The life of a veth attachment, shared by cattle-bridge and cattle-ptp.
+//
+// ADD is a sequence of named steps; each registers its undo the moment its
+// resource exists, and a failure unwinds them all. A kill can strike between
+// any two steps, so nothing is ever created that DEL and GC cannot find: the
+// attachment is recorded (state file naming the host veth) before the veth is
+// made, and the veth's ownership mark names the attachment whatever the
+// container id's length. ADD, DEL and GC of one attachment hold its lock, and
+// every child process (IPAM delegate, iptables) inherits it, so a DEL after a
+// killed ADD waits for the ADD's orphans instead of racing them.
 import type { CniRequest } from '../lib/skel.ts';
 import { CniError, ERR_INTERNAL } from '../lib/spec/errors.ts';
 import type { Result } from '../lib/spec/result.ts';
 import { Rtnetlink, type Link } from '../lib/netlink/rtnetlink.ts';
 import { isErrno } from '../lib/netlink/errors.ts';
-import { isOwnedBy, parseOwnerMark, type Owner } from '../lib/hostveth.ts';
-import { ipamCheck, ipamDel, startIpamAdd } from '../lib/ipam.ts';
+import { isOfNetwork, isOwnedBy, markNames, ownerMark, parseOwnerMark, type Owner, type ParsedMark } from '../lib/hostveth.ts';
+import { checkIpamType, ipamCheck, ipamDel, ipamGc, startIpamAdd } from '../lib/ipam.ts';
 import { prevResultOf } from '../lib/spec/config.ts';
-import { loadState, removeState, saveState } from '../lib/state.ts';
+import { listStates, loadState, lockAttachment, removeOrphanFiles, removeState, saveState, tryLockAttachment, type AttachmentKey } from '../lib/state.ts';
+import { inheritInChildren, stopInheriting } from '../lib/children.ts';
+import type { Lock } from '../lib/lock.ts';
+import { UndoStack } from '../lib/undo.ts';
 import { Logger } from '../lib/log.ts';
 import type { Netns } from '../lib/netns.ts';
-import { openPodNetns, podNetnsId, requireIps, requirePrevResult } from './common.ts';
+import { openPodNetns, podNetnsId, requireIps, requirePrevResult, validAttachments } from './common.ts';
 
 export interface AttachmentConf {
   network: string;
@@ -21,14 +30,18 @@ export interface AttachmentConf {
   isDebugLevel: boolean;
 }
 
-/** What ADD remembers per attachment (lib/state.ts), for re-ADD and DEL. */
+/**
+ * What ADD records per attachment (lib/state.ts). Written before the veth
+ * exists (no result yet: "ADD in progress") and again when ADD succeeded.
+ */
 export interface AttachmentState {
   netns: string | undefined;
   hostVeth: string;
-  result: Result;
+  result?: Result;
 }
 
 export interface AddContext<C> {
+  plugin: string;
   req: CniRequest;
   conf: C;
   log: Logger;
@@ -37,6 +50,8 @@ export interface AddContext<C> {
   cont: Rtnetlink;
   owner: Owner;
   hostName: string;
+  /** Steps register their undo here, right after (or, when harmless, right before) making a resource. */
+  undo: UndoStack;
 }
 
 export interface VethPlugin<C extends AttachmentConf> {
@@ -47,9 +62,7 @@ export interface VethPlugin<C extends AttachmentConf> {
   prepare(ctx: AddContext<C>): Link;
   /** Addresses, routes, rules from the IPAM result; returns the CNI result. */
   configure(ctx: AddContext<C>, hostVeth: Link, ipam: Result): Promise<Result> | Result;
-  /** Undo what configure may have done beyond the veth (the veth itself is handled). */
-  rollback?(ctx: AddContext<C>): void;
-  /** DEL: remove what the plugin made beyond the veth (e.g. masquerade rules). */
+  /** DEL and GC: remove what the plugin made beyond the veth; must be harmless when none of it exists. */
   cleanup?(conf: C, owner: Owner): void;
 }
 
@@ -57,87 +70,148 @@ export function loggerFor(plugin: string, req: CniRequest, conf: AttachmentConf)
   return new Logger({ plugin, command: req.command, containerId: req.containerId, ifname: req.ifname }, conf.logToFile, conf.isDebugLevel);
 }
 
+function keyOf(plugin: string, network: string, o: Owner): AttachmentKey {
+  return { plugin, network, containerId: o.containerId, ifname: o.ifname };
+}
+
+/** Hold the attachment's lock, shared with every child started meanwhile. */
+async function holdingAttachment<T>(key: AttachmentKey, fn: () => Promise<T>, removeAfter = false): Promise<T> {
+  const lock: Lock = lockAttachment(key);
+  inheritInChildren(lock.fd);
+  try {
+    return await fn();
+  } finally {
+    stopInheriting(lock.fd);
+    lock.release({ remove: removeAfter });
+  }
+}
+
 // ---- ADD --------------------------------------------------------------------
 
 export async function addAttachment<C extends AttachmentConf>(p: VethPlugin<C>, req: CniRequest): Promise<Result> {
   const conf = p.loadConfig(req);
+  checkIpamType(req);
   const log = loggerFor(p.name, req, conf);
   const owner: Owner = { containerId: req.containerId, ifname: req.ifname };
+  const key = keyOf(p.name, conf.network, owner);
   const ns = openPodNetns(req);
-  // Without a state file for this netns this cannot be a re-ADD: start IPAM at
-  // once, so an executed delegate (host-local) runs while we do kernel work.
-  const state = loadState<AttachmentState>(p.name, conf.network, owner.containerId, owner.ifname);
-  const maybeAgain = !!state && state.netns === podNetnsId(req);
-  let ipamOutcome = maybeAgain ? undefined : startIpamAdd(req);
-  const host = Rtnetlink.open();
-  const cont = Rtnetlink.open({ netnsFd: ns.fd });
-  const ctx: AddContext<C> = { req, conf, log, ns, host, cont, owner, hostName: p.hostVethName(conf, owner) };
   try {
-    const again = maybeAgain ? log.step('re-ADD check', () => existingAttachment(p.name, ctx, state!)) : undefined;
-    if (again) {
-      log.finish('ok', { reused: true });
-      return again;
-    }
-    ipamOutcome ??= startIpamAdd(req);
-    const result = await freshAttachment(p, ctx, ipamOutcome);
-    log.finish('ok', { ips: result.ips?.map((i) => i.address) });
-    return result;
+    return await holdingAttachment(key, async () => {
+      // Without a finished ADD for this netns this cannot be a re-ADD: start
+      // IPAM at once, so an executed delegate (host-local) runs while we do
+      // kernel work.
+      const state = loadState<AttachmentState>(key);
+      const maybeAgain = !!state?.result && state.netns === podNetnsId(req);
+      let ipamOutcome = maybeAgain ? undefined : startIpamAdd(req);
+      const host = Rtnetlink.open();
+      const cont = Rtnetlink.open({ netnsFd: ns.fd });
+      const ctx: AddContext<C> = { plugin: p.name, req, conf, log, ns, host, cont, owner, hostName: p.hostVethName(conf, owner), undo: new UndoStack() };
+      try {
+        const again = maybeAgain ? log.step('re-ADD check', () => existingAttachment(ctx, state!)) : undefined;
+        if (again) {
+          log.finish('ok', { reused: true });
+          return again;
+        }
+        ipamOutcome ??= startIpamAdd(req);
+        const result = await freshAttachment(p, ctx, key, state, ipamOutcome);
+        log.finish('ok', { ips: result.ips?.map((i) => i.address) });
+        return result;
+      } finally {
+        host.close();
+        cont.close();
+      }
+    });
   } catch (e) {
     log.finish('error', { error: (e as Error).message, details: (e as CniError).details });
     throw e;
   } finally {
-    host.close();
-    cont.close();
     ns.close();
   }
 }
 
 /** Re-ADD of the same container+ifname into the same netns: the same result, nothing changed. */
-function existingAttachment(plugin: string, ctx: AddContext<AttachmentConf>, state: AttachmentState): Result | undefined {
-  const { req, owner } = ctx;
+function existingAttachment(ctx: AddContext<AttachmentConf>, state: AttachmentState): Result | undefined {
+  const { req, owner, plugin, conf } = ctx;
   const hostLink = ctx.host.linkByName(state.hostVeth);
   const contLink = ctx.cont.linkByName(req.ifname);
-  if (!hostLink || !isOwnedBy(hostLink, plugin, owner) || !contLink || contLink.parentIndex !== hostLink.index) return undefined;
+  if (!hostLink || !isOwnedBy(hostLink, plugin, owner, conf.network) || !contLink || contLink.parentIndex !== hostLink.index) return undefined;
   return state.result;
 }
 
-async function freshAttachment<C extends AttachmentConf>(p: VethPlugin<C>, ctx: AddContext<C>,
-  ipamOutcome: Promise<{ result?: Result; error?: unknown }>): Promise<Result> {
-  const { req, conf, log, host, owner } = ctx;
-  let hostVeth: Link | undefined;
+async function freshAttachment<C extends AttachmentConf>(p: VethPlugin<C>, ctx: AddContext<C>, key: AttachmentKey,
+  previous: AttachmentState | undefined, ipamOutcome: Promise<{ result?: Result; error?: unknown }>): Promise<Result> {
+  const { req, log, undo } = ctx;
+  const record = (result?: Result) => saveState<AttachmentState>(key, { netns: podNetnsId(req), hostVeth: ctx.hostName, result });
+  undo.push('release the IPAM lease', async () => {
+    await ipamOutcome;
+    await ipamDel(req);
+  });
   try {
-    if (ctx.cont.linkByName(req.ifname)) {
-      throw new CniError(ERR_INTERNAL, `container already has an interface named ${req.ifname}`, `netns ${req.netns}`);
-    }
-    log.step('remove our leftover veth', () => removeLeftoverVeth(p.name, host, ctx.hostName, owner));
-    hostVeth = p.prepare(ctx);
+    log.step('remove this attachment\'s leftovers', () => removeLeftovers(ctx, previous));
+    log.step('container interface name is free', () => {
+      if (ctx.cont.linkByName(req.ifname)) {
+        throw new CniError(ERR_INTERNAL, `container already has an interface named ${req.ifname}`, `netns ${req.netns}`);
+      }
+    });
+    // Recorded before the veth exists: a kill from here on leaves nothing DEL cannot find.
+    log.step('record the attachment', () => record());
+    undo.push('forget the attachment', () => removeState(key));
+    const hostVeth = p.prepare(ctx);
     const { result: ipam, error } = await ipamOutcome;
     if (!ipam) throw error;
     requireIps(ipam, String(req.config.ipam?.type));
     const result = await p.configure(ctx, hostVeth, ipam);
-    saveState(p.name, conf.network, owner.containerId, owner.ifname, { netns: podNetnsId(req), hostVeth: ctx.hostName, result } satisfies AttachmentState);
+    log.step('record the result', () => record(result));
+    undo.commit();
     return result;
   } catch (e) {
-    // Nothing half-done stays behind: the veth (both ends, and every route
-    // through them), the plugin's extras, the lease.
-    if (hostVeth) quietly(() => deleteLinkQuietly(host, hostVeth!.index));
-    if (p.rollback) quietly(() => p.rollback!(ctx));
-    await ipamOutcome;
-    await quietlyAsync(() => ipamDel(req));
+    // Nothing half-done stays behind; the original error is what the runtime sees.
+    const failures = await undo.unwind();
+    if (failures.length) log.detail('rollback incomplete', { failures: failures.map((f) => `${f.name}: ${(f.error as Error)?.message}`) });
     throw e;
   }
 }
 
-/** A same-named host link is removed only when its mark names this very attachment. */
-function removeLeftoverVeth(plugin: string, host: Rtnetlink, name: string, owner: Owner): void {
-  const old = host.linkByName(name);
-  if (!old) return;
-  if (!isOwnedBy(old, plugin, owner)) {
-    const mark = parseOwnerMark(old.alias);
-    throw new CniError(ERR_INTERNAL, `host interface ${name} already exists and is not this attachment's`,
-      mark ? `it belongs to ${mark.plugin} container ${mark.containerId} interface ${mark.ifname}` : 'it carries no cattle-cni mark; remove it by hand if it is stale');
+/**
+ * A host link is this attachment's when its mark names the attachment, or —
+ * an ADD killed between creating the veth and marking it — when it is an
+ * unmarked veth under the very name this attachment recorded before creating it.
+ */
+function isAttachmentsLink(link: Link, plugin: string, owner: Owner, network: string, state: AttachmentState | undefined): boolean {
+  if (isOwnedBy(link, plugin, owner, network)) return true;
+  return !link.alias && link.kind === 'veth' && state?.hostVeth === link.name;
+}
+
+/** Links of an earlier, unfinished or killed ADD of this attachment go; a stranger under our name is an error. */
+function removeLeftovers(ctx: AddContext<AttachmentConf>, previous: AttachmentState | undefined): void {
+  const { host, plugin, owner, conf, hostName } = ctx;
+  for (const name of new Set([hostName, ...(previous?.hostVeth ? [previous.hostVeth] : [])])) {
+    const old = host.linkByName(name);
+    if (!old) continue;
+    if (isAttachmentsLink(old, plugin, owner, conf.network, previous)) {
+      deleteLinkQuietly(host, old.index);
+    } else if (name === hostName) {
+      const mark = parseOwnerMark(old.alias);
+      throw new CniError(ERR_INTERNAL, `host interface ${name} already exists and is not this attachment's`,
+        mark ? `it belongs to ${mark.plugin} container ${mark.container} interface ${mark.ifname}` : 'it carries no cattle-cni mark; remove it by hand if it is stale');
+    }
   }
-  deleteLinkQuietly(host, old.index);
+}
+
+/**
+ * The pair in one request: the host end here, the pod end created directly
+ * in the pod's netns. Marked at once; its undo (delete the host end, which
+ * takes the peer and every route through them along) registered at once.
+ */
+export function createVethPair(ctx: AddContext<AttachmentConf>, spec: { mtu?: number; peerMtu?: number; mac?: string; peerMac?: string }): Link {
+  const { host, cont, ns, hostName, req, owner, undo, plugin, conf } = ctx;
+  host.createVeth({ name: hostName, peerName: req.ifname, peerNetnsFd: ns.fd, ...spec });
+  const link = host.linkByName(hostName);
+  if (!link) throw new CniError(ERR_INTERNAL, `host veth ${hostName} missing after creation`);
+  undo.push('delete the veth pair', () => deleteLinkQuietly(host, link.index));
+  host.setAlias(link.index, ownerMark(plugin, owner, conf.network));
+  if (!cont.linkByName(req.ifname)) throw new CniError(ERR_INTERNAL, `container interface ${req.ifname} missing after creation`);
+  return host.linkByIndex(link.index) ?? link;
 }
 
 // ---- DEL --------------------------------------------------------------------
@@ -146,40 +220,32 @@ function removeLeftoverVeth(plugin: string, host: Rtnetlink, name: string, owner
  * Best effort, in this order: the host veth (named from the attachment, or as
  * recorded at ADD), the plugin's extras, IPAM DEL (started first: it runs
  * while the kernel deletes the veth). No netns needed: it may be gone.
- * Only a link marked as this attachment's is ever removed.
+ * Only a link of this attachment is ever removed. The record goes only when
+ * everything succeeded, so a retried DEL still knows what to look for.
  */
 export async function delAttachment<C extends AttachmentConf>(p: VethPlugin<C>, req: CniRequest): Promise<void> {
   const conf = p.loadConfig(req);
   const log = loggerFor(p.name, req, conf);
   const owner: Owner = { containerId: req.containerId, ifname: req.ifname };
-  const ipamDone = ipamDel(req).then(() => undefined, (e: unknown) => e ?? new Error('IPAM DEL failed'));
-  let firstError: unknown;
-  const attempt = (step: string, fn: () => void) => {
-    try {
-      log.step(step, fn);
-    } catch (e) {
-      firstError ??= e;
-    }
-  };
-  attempt('delete veth', () => {
-    const state = loadState<AttachmentState>(p.name, conf.network, owner.containerId, owner.ifname);
-    const names = new Set([p.hostVethName(conf, owner), ...(state?.hostVeth ? [state.hostVeth] : [])]);
-    const host = Rtnetlink.open();
-    try {
-      for (const name of names) {
+  const key = keyOf(p.name, conf.network, owner);
+  const errors = await holdingAttachment(key, async () => {
+    const ipamDone = ipamDel(req).then(() => undefined, (e: unknown) => e ?? new Error('IPAM DEL failed'));
+    const state = loadState<AttachmentState>(key);
+    const errs = new Errors(log);
+    errs.attempt('delete veth', () => withHost((host) => {
+      for (const name of new Set([p.hostVethName(conf, owner), ...(state?.hostVeth ? [state.hostVeth] : [])])) {
         const link = host.linkByName(name);
-        if (link && isOwnedBy(link, p.name, owner)) deleteLinkQuietly(host, link.index);
+        if (link && isAttachmentsLink(link, p.name, owner, conf.network, state)) deleteLinkQuietly(host, link.index);
       }
-    } finally {
-      host.close();
-    }
-  });
-  if (p.cleanup) attempt('plugin cleanup', () => p.cleanup!(conf, owner));
-  const ipamError = await ipamDone;
-  firstError ??= ipamError;
-  removeState(p.name, conf.network, owner.containerId, owner.ifname);
-  log.finish(firstError ? 'error' : 'ok', firstError ? { error: (firstError as Error).message } : {});
-  if (firstError) throw firstError;
+    }));
+    if (p.cleanup) errs.attempt('plugin cleanup', () => p.cleanup!(conf, owner));
+    const ipamError = await ipamDone;
+    if (ipamError) errs.add('IPAM DEL', ipamError);
+    if (errs.list.length === 0) errs.attempt('forget the attachment', () => removeState(key));
+    return errs.list;
+  }, true);
+  log.finish(errors.length ? 'error' : 'ok', errors.length ? { error: (errors[0]!.error as Error).message } : {});
+  if (errors.length) throw errors[0]!.error;
 }
 
 // ---- CHECK ------------------------------------------------------------------
@@ -210,28 +276,107 @@ export async function checkAttachment<C extends AttachmentConf>(p: VethPlugin<C>
   await ipamCheck(req);
 }
 
+// ---- GC ---------------------------------------------------------------------
+
+/**
+ * GC (spec 1.1): remove every attachment of this network that is not in
+ * cni.dev/valid-attachments — host veths (marked, or recorded by a killed
+ * ADD), the plugin's extras, records, temporary and lock files — continuing
+ * past errors and reporting them all; then IPAM GC, always.
+ * `isOurs` decides, for links whose mark names no network (earlier
+ * versions), whether they belong to this network.
+ */
+export async function gcAttachments<C extends AttachmentConf>(p: VethPlugin<C>, req: CniRequest,
+  legacyIsOurs: (host: Rtnetlink, link: Link, mark: ParsedMark) => boolean, extra?: (errs: Errors) => void): Promise<void> {
+  const conf = p.loadConfig(req);
+  const valid = validAttachments(req);
+  const errs = new Errors(loggerFor(p.name, req, conf));
+  const records = listStates<AttachmentState>(p.name).filter((r) => r.key.network === conf.network);
+  const stale = records.filter((r) => !valid.has(`${r.key.containerId}/${r.key.ifname}`));
+  errs.attempt('remove stale veths', () => withHost((host) => {
+    const staleNames = new Set(stale.map((r) => r.hostVeth));
+    for (const link of host.links({ kind: 'veth' })) {
+      const mark = parseOwnerMark(link.alias);
+      const ours = mark ? isOfNetwork(mark, p.name, conf.network) && (mark.network !== undefined || legacyIsOurs(host, link, mark))
+        : staleNames.has(link.name);
+      if (!ours || (mark && isValid(mark, valid, p.name, conf.network))) continue;
+      errs.attempt(`delete ${link.name}`, () => deleteLinkQuietly(host, link.index));
+    }
+  }));
+  for (const r of stale) {
+    const lock = tryLockAttachment(r.key);
+    if (!lock) continue; // an ADD or DEL of it is running right now
+    try {
+      const owner = { containerId: r.key.containerId, ifname: r.key.ifname };
+      if (p.cleanup) errs.attempt(`cleanup of ${owner.containerId}/${owner.ifname}`, () => p.cleanup!(conf, owner));
+      errs.attempt(`forget ${owner.containerId}/${owner.ifname}`, () => removeState(r.key));
+    } finally {
+      lock.release({ remove: true });
+    }
+  }
+  errs.attempt('remove orphaned state files', () => removeOrphanFiles(p.name));
+  extra?.(errs);
+  try {
+    await ipamGc(req);
+  } catch (e) {
+    errs.add('IPAM GC', e);
+  }
+  errs.throwAll('GC');
+}
+
+function isValid(mark: ParsedMark, valid: Set<string>, plugin: string, network: string): boolean {
+  for (const v of valid) {
+    const slash = v.lastIndexOf('/');
+    if (markNames(mark, plugin, { containerId: v.slice(0, slash), ifname: v.slice(slash + 1) }, network)) return true;
+  }
+  return false;
+}
+
 // ---- helpers ------------------------------------------------------------------
+
+/** Failures collected while going on (DEL, GC): every step is attempted. */
+export class Errors {
+  readonly list: { step: string; error: unknown }[] = [];
+  private readonly log: Logger;
+
+  constructor(log: Logger) {
+    this.log = log;
+  }
+
+  attempt(step: string, fn: () => void): void {
+    try {
+      this.log.step(step, fn);
+    } catch (e) {
+      this.add(step, e);
+    }
+  }
+
+  add(step: string, error: unknown): void {
+    this.list.push({ step, error });
+  }
+
+  /** One CNI error naming every failure. */
+  throwAll(what: string): void {
+    if (this.list.length === 0) return;
+    if (this.list.length === 1 && this.list[0]!.error instanceof CniError) throw this.list[0]!.error;
+    const details = this.list.map((f) => `${f.step}: ${(f.error as Error)?.message ?? String(f.error)}`).join('; ');
+    throw new CniError(ERR_INTERNAL, `${what} failed in ${this.list.length} step(s)`, details);
+  }
+}
+
+function withHost<T>(fn: (host: Rtnetlink) => T): T {
+  const host = Rtnetlink.open();
+  try {
+    return fn(host);
+  } finally {
+    host.close();
+  }
+}
 
 export function deleteLinkQuietly(host: Rtnetlink, index: number): void {
   try {
     host.deleteLink(index);
   } catch (e) {
     if (!isErrno(e, 'ENODEV')) throw e;
-  }
-}
-
-function quietly(fn: () => void): void {
-  try {
-    fn();
-  } catch {
-    // rollback is best effort; the original error is what the runtime sees
-  }
-}
-
-async function quietlyAsync(fn: () => Promise<void>): Promise<void> {
-  try {
-    await fn();
-  } catch {
-    // as above
   }
 }

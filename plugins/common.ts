@@ -8,17 +8,9 @@ import type { Result, ResultIP } from '../lib/spec/result.ts';
 import { NetnsError, openNetns, netnsId, type Netns } from '../lib/netns.ts';
 import { interfaceKey, sysctlSet } from '../lib/sysctl.ts';
 import { withNetnsSync } from '../lib/netns.ts';
-import { parseCidr, type Cidr } from '../lib/ip.ts';
+import { networkOf, parseCidr, type Cidr } from '../lib/ip.ts';
 import { ipFamily } from '../lib/ip.ts';
-import { registerInProcessIpam } from '../lib/ipam.ts';
 import type { Rtnetlink } from '../lib/netlink/rtnetlink.ts';
-
-/** Our IPAM lives in this executable: call it in-process (no second Node start). */
-export function registerOurIpam(): void {
-  const load = () => import('../ipam/cattle/plugin.ts').then((m) => m.plugin);
-  registerInProcessIpam('cattle-ipam', load);
-  registerInProcessIpam('rancher-cni-ipam', load);
-}
 
 /** CNI_NETNS opened and checked; a missing or wrong path is an invalid CNI_NETNS. */
 export function openPodNetns(req: CniRequest): Netns {
@@ -86,6 +78,16 @@ export function checkContainerState(cont: Rtnetlink, ifname: string, prev: Resul
     if (!have.has(`${c.ip}/${c.prefix}`)) throw new CniError(ERR_INTERNAL, `address ${ip.address} missing on ${ifname} in the container`);
   }
   const routes = [...cont.routes({ family: 4 }), ...cont.routes({ family: 6 })];
+  // Each address implies its connected (prefix) route: without it the pod is cut off.
+  for (const ip of prev.ips ?? []) {
+    if (ip.interface !== undefined && !isOurIface(ip.interface)) continue;
+    const c = parseCidr(ip.address);
+    if (c.prefix === (c.family === 4 ? 32 : 128)) continue;
+    const net = networkOf(c);
+    if (!routes.some((k) => k.dst === net && k.oif === link.index)) {
+      throw new CniError(ERR_INTERNAL, `route ${net} dev ${ifname} (implied by address ${ip.address}) missing in the container`);
+    }
+  }
   for (const r of prev.routes ?? []) {
     const dst = parseCidr(r.dst);
     const dstKey = `${dst.ip}/${dst.prefix}`;

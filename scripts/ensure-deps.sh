@@ -19,6 +19,7 @@ command -v gcc >/dev/null || missing+=(gcc)
 command -v python3 >/dev/null || missing+=(python3)
 [ -x /usr/bin/time ] || missing+=(time)
 command -v ping >/dev/null || missing+=(iputils-ping)
+command -v strace >/dev/null || missing+=(strace)
 [ -x /usr/lib/cni/bridge ] || missing+=(containernetworking-plugins)
 # End-to-end tests drive real runtimes: podman (CNI backend) and dockerd.
 command -v podman >/dev/null || missing+=(podman)

@@ -3,6 +3,7 @@
 // IPAM. Reference-bridge behaviour plus Rancher's extensions, without their
 // races (bridge creation under a lock), leaks (rollback on any failure) or
 // DEL failures (best effort, owner-checked).
+import fs from 'node:fs';
 import type { CniRequest, PluginSpec } from '../../lib/skel.ts';
 import { runPlugin, processIO } from '../../lib/skel.ts';
 import { CniError, ERR_INTERNAL, ERR_INVALID_CONFIG, ERR_NOT_AVAILABLE } from '../../lib/spec/errors.ts';
@@ -10,23 +11,20 @@ import type { Result, ResultRoute } from '../../lib/spec/result.ts';
 import { Rtnetlink, type Link } from '../../lib/netlink/rtnetlink.ts';
 import { BRIDGE_VLAN_INFO_PVID, BRIDGE_VLAN_INFO_UNTAGGED } from '../../lib/netlink/rtnl.ts';
 import { isErrno } from '../../lib/netlink/errors.ts';
-import { acquireLock } from '../../lib/lock.ts';
 import { sysctlSet } from '../../lib/sysctl.ts';
 import { containsIp, nthAddress, parseCidr, type Cidr } from '../../lib/ip.ts';
-import { hashedVethName, isOwnedBy, ownerMark, parseOwnerMark, type Owner } from '../../lib/hostveth.ts';
+import { hashedVethName, isOwnedBy, type Owner } from '../../lib/hostveth.ts';
 import { masqChainName, masqComment, masqPresent, setupMasq, teardownMasq } from '../../lib/masq.ts';
-import { ipamGc, ipamStatus } from '../../lib/ipam.ts';
-import { removeState } from '../../lib/state.ts';
+import { ipamStatus } from '../../lib/ipam.ts';
+import { acquireLock, lockNames, removeIdleLock } from '../../lib/lock.ts';
 import { SUITE_VERSION } from '../../lib/version.ts';
 import type { Netns } from '../../lib/netns.ts';
 import { loadBridgeConfig, type BridgeConfig } from './config.ts';
-import { addAttachment, checkAttachment, delAttachment, deleteLinkQuietly, type AddContext, type VethPlugin } from '../attachment.ts';
-import {
-  checkContainerState, containerSysctls, ipsOf, registerOurIpam,
-  validAttachments,
-} from '../common.ts';
+import { addAttachment, checkAttachment, createVethPair, delAttachment, gcAttachments, type VethPlugin } from '../attachment.ts';
+import { checkContainerState, containerSysctls, ipsOf } from '../common.ts';
 
 const PLUGIN = 'cattle-bridge';
+const BRIDGE_LOCK_PREFIX = 'bridge-';
 /** How long ADD waits for the host veth to come up (kernel notification, not polling). */
 const PORT_UP_TIMEOUT_MS = 2000;
 
@@ -43,26 +41,25 @@ const steps: VethPlugin<BridgeConfig> = {
   prepare(ctx) {
     const { conf, log, host } = ctx;
     const bridge = log.step('ensure bridge', () => ensureBridge(host, conf));
-    const veth = log.step('create veth pair', () => createVethPair(ctx));
+    const veth = log.step('create veth pair', () => createVethPair(ctx, { mtu: conf.mtu || undefined, peerMtu: conf.containerMtu || undefined, peerMac: conf.mac }));
     log.step('attach host veth to bridge', () => attachToBridge(host, veth, bridge, conf));
     return veth;
   },
   async configure(ctx, hostVeth, ipam) {
-    const { req, conf, log, ns, host, cont, owner } = ctx;
+    const { req, conf, log, ns, host, cont, owner, undo } = ctx;
     const macHint = await ipamMacHint(req, ipam);
     const contLink = log.step('container side', () => configureContainer(cont, ns, req.ifname, conf, ipam, macHint));
     const bridge = host.linkByName(conf.bridge) ?? fail(`bridge ${conf.bridge} vanished`);
     const gateways = log.step('host side: gateway', () => configureGateway(host, bridge, conf, ipam));
     if (conf.masquerade) {
+      // Registered first: a setup that fails half-way is undone too (teardown removes only our chain).
+      undo.push('remove masquerade', () => teardownMasq(masqChain(conf, owner)));
       log.step('masquerade', () => setupMasq(masqChain(conf, owner), masqComment(conf.network, owner.containerId), ipsOf(ipam).map((i) => i.cidr)));
     }
     log.step('wait for port up', () => {
       if (!host.waitOperUp(hostVeth.index, PORT_UP_TIMEOUT_MS)) fail(`bridge port ${hostVeth.name} did not come up`);
     });
     return buildResult(req, conf, host, cont, bridge, hostVeth, contLink, ipam, gateways);
-  },
-  rollback({ conf, owner }) {
-    if (conf.masquerade) teardownMasq(masqChain(conf, owner));
   },
   cleanup(conf, owner) {
     if (conf.masquerade) teardownMasq(masqChain(conf, owner));
@@ -90,12 +87,12 @@ function ensureBridge(host: Rtnetlink, conf: BridgeConfig): Link {
   // (a node booting, a deployment scaling) never queue behind each other.
   const ready = host.linkByName(conf.bridge);
   if (ready && bridgeReady(host, ready, conf)) return ready;
-  const lock = acquireLock(`bridge-${conf.bridge}`);
+  const lock = acquireLock(BRIDGE_LOCK_PREFIX + conf.bridge);
   try {
     let br = host.linkByName(conf.bridge);
     if (!br) {
       try {
-        host.createBridge({ name: conf.bridge, mtu: conf.mtu || undefined, vlanFiltering: conf.vlan > 0 ? true : undefined });
+        host.createBridge({ name: conf.bridge, mtu: conf.mtu || undefined, mac: randomLocalMac(), vlanFiltering: conf.vlan > 0 ? true : undefined });
       } catch (e) {
         // Another runtime (or a non-cooperating tool) made it first: fine if it is a bridge.
         if (!isErrno(e, 'EEXIST')) throw vlanSupportError(e, conf);
@@ -113,6 +110,7 @@ function ensureBridge(host: Rtnetlink, conf: BridgeConfig): Link {
         throw vlanSupportError(e, conf);
       }
     }
+    if (!macIsPinned(br) && br.mac) host.setMac(br.index, br.mac);
     if (conf.promiscMode && !(br.flags & 0x100)) host.setPromisc(br.index, true);
     if (!(br.flags & 1)) host.setUp(br.index);
     if (conf.bridgeAddress && !conf.skipBridgeConfigureIP) ensureBridgeAddress(host, br, conf.bridgeAddress, conf.forceAddress);
@@ -124,10 +122,37 @@ function ensureBridge(host: Rtnetlink, conf: BridgeConfig): Link {
 
 /** Nothing for ensureBridge to change (read-only check). */
 function bridgeReady(host: Rtnetlink, br: Link, conf: BridgeConfig): boolean {
-  if (br.kind !== 'bridge' || !(br.flags & 1)) return false;
+  if (br.kind !== 'bridge' || !(br.flags & 1) || !macIsPinned(br)) return false;
   if (conf.vlan > 0 && br.vlanFiltering !== true) return false;
   if (conf.promiscMode && !(br.flags & 0x100)) return false;
   return !conf.bridgeAddress || conf.skipBridgeConfigureIP || hasAddress(host, br, conf.bridgeAddress);
+}
+
+/**
+ * A bridge whose MAC the kernel chose takes the lowest port's MAC whenever a
+ * port comes or goes, and long-lived pods keep the old gateway MAC in their
+ * ARP cache. A MAC set explicitly never moves: bridges we create get a random
+ * locally administered one (random, not from the name: bridges of different
+ * hosts meet on the overlay); an existing bridge keeps its current MAC, now
+ * pinned, so no pod sees it change.
+ */
+function randomLocalMac(): string {
+  const b = Array.from({ length: 6 }, () => Math.floor(Math.random() * 256));
+  b[0] = (b[0]! & 0xfc) | 0x02; // locally administered, unicast
+  return b.map((x) => x.toString(16).padStart(2, '0')).join(':');
+}
+
+const NET_ADDR_SET = '3';
+
+/** addr_assign_type from sysfs (not in rtnetlink); when sysfs describes another netns, assume pinned. */
+function macIsPinned(br: Link): boolean {
+  try {
+    const dir = `/sys/class/net/${br.name}`;
+    if (fs.readFileSync(`${dir}/ifindex`, 'utf8').trim() !== String(br.index)) return true;
+    return fs.readFileSync(`${dir}/addr_assign_type`, 'utf8').trim() === NET_ADDR_SET;
+  } catch {
+    return true;
+  }
 }
 
 function hasAddress(host: Rtnetlink, br: Link, addr: Cidr): boolean {
@@ -165,24 +190,6 @@ function ensureBridgeAddress(host: Rtnetlink, br: Link, addr: Cidr, force: boole
   } catch (e) {
     if (!isErrno(e, 'EEXIST')) throw e;
   }
-}
-
-function createVethPair({ host, cont, ns, conf, hostName, req, owner }: AddContext<BridgeConfig>): Link {
-  const ifname = req.ifname;
-  host.createVeth({
-    name: hostName,
-    peerName: ifname,
-    peerNetnsFd: ns.fd,
-    mtu: conf.mtu || undefined,
-    peerMtu: conf.containerMtu || undefined,
-    peerMac: conf.mac,
-  });
-  const link = host.linkByName(hostName);
-  if (!link) throw new CniError(ERR_INTERNAL, `host veth ${hostName} missing after creation`);
-  // The ownership mark goes on first, so a crash from here on leaves a link DEL/GC can recognise.
-  host.setAlias(link.index, ownerMark(PLUGIN, owner));
-  if (!cont.linkByName(ifname)) throw new CniError(ERR_INTERNAL, `container interface ${ifname} missing after creation`);
-  return host.linkByIndex(link.index) ?? link;
 }
 
 function attachToBridge(host: Rtnetlink, veth: Link, bridge: Link, conf: BridgeConfig): void {
@@ -254,7 +261,7 @@ function configureGateway(host: Rtnetlink, bridge: Link, conf: BridgeConfig, ipa
   const wanted = ipsOf(ipam).map((ip) => ({ ip: gateways.get(ip.address)!, prefix: ip.cidr.prefix, family: ip.cidr.family }));
   // Only the first pod of a subnet adds the gateway address: the rest skip the lock.
   if (!conf.skipBridgeConfigureIP && !wanted.every((addr) => hasAddress(host, bridge, addr))) {
-    const lock = acquireLock(`bridge-${conf.bridge}`);
+    const lock = acquireLock(BRIDGE_LOCK_PREFIX + conf.bridge);
     try {
       for (const addr of wanted) ensureBridgeAddress(host, bridge, addr, conf.forceAddress);
     } finally {
@@ -306,7 +313,7 @@ function check(req: CniRequest): Promise<void> {
   if (!br || br.kind !== 'bridge') throw new CniError(ERR_INTERNAL, `bridge ${conf.bridge} not found`);
   const hostName = hostVethName(owner);
   const hv = host.linkByName(hostName);
-  if (!hv || !isOwnedBy(hv, PLUGIN, owner)) throw new CniError(ERR_INTERNAL, `host veth ${hostName} of this attachment not found`);
+  if (!hv || !isOwnedBy(hv, PLUGIN, owner, conf.network)) throw new CniError(ERR_INTERNAL, `host veth ${hostName} of this attachment not found`);
   if (hv.master !== br.index) throw new CniError(ERR_INTERNAL, `host veth ${hostName} is not attached to ${conf.bridge}`);
   const cl = cont.linkByName(req.ifname);
   if (!cl || cl.parentIndex !== hv.index) throw new CniError(ERR_INTERNAL, `${req.ifname} in the container is not the peer of ${hostName}`);
@@ -320,25 +327,28 @@ function check(req: CniRequest): Promise<void> {
 
 // ---- GC and STATUS ----------------------------------------------------------
 
+/**
+ * Attachments of this network not in the valid list go (see gcAttachments);
+ * links marked by earlier versions (no network in the mark) count as this
+ * network's when they are ports of its bridge. Lock files of bridges that no
+ * longer exist go too.
+ */
 async function gc(req: CniRequest): Promise<void> {
   const conf = loadBridgeConfig(req);
-  const valid = validAttachments(req);
+  await gcAttachments(steps, req, (host, link) => link.master === host.linkByName(conf.bridge)?.index, (errs) => {
+    errs.attempt('remove lock files of vanished bridges', () => removeVanishedBridgeLocks());
+  });
+}
+
+function removeVanishedBridgeLocks(): void {
   const host = Rtnetlink.open();
   try {
-    const br = host.linkByName(conf.bridge);
-    if (br && br.kind === 'bridge') {
-      for (const link of host.links({ master: br.index })) {
-        const mark = parseOwnerMark(link.alias);
-        if (!mark || mark.plugin !== PLUGIN || valid.has(`${mark.containerId}/${mark.ifname}`)) continue;
-        deleteLinkQuietly(host, link.index);
-        if (conf.masquerade) teardownMasq(masqChain(conf, mark));
-        removeState(PLUGIN, conf.network, mark.containerId, mark.ifname);
-      }
+    for (const name of lockNames()) {
+      if (name.startsWith(BRIDGE_LOCK_PREFIX) && !host.linkByName(name.slice(BRIDGE_LOCK_PREFIX.length))) removeIdleLock(name);
     }
   } finally {
     host.close();
   }
-  await ipamGc(req);
 }
 
 async function status(req: CniRequest): Promise<void> {
@@ -365,6 +375,5 @@ export const plugin: PluginSpec = {
 };
 
 export async function main(_args: string[]): Promise<number> {
-  registerOurIpam();
   return runPlugin(plugin, processIO());
 }

@@ -13,18 +13,15 @@ import { RT_SCOPE_LINK, RT_SCOPE_UNIVERSE } from '../../lib/netlink/rtnl.ts';
 import { isErrno } from '../../lib/netlink/errors.ts';
 import { interfaceKey, sysctlGet, sysctlSet } from '../../lib/sysctl.ts';
 import { bytesToIp, macToBytes, parseCidr, type Cidr, type Family } from '../../lib/ip.ts';
-import { hashedVethName, isOwnedBy, ownerMark, parseOwnerMark, type Owner } from '../../lib/hostveth.ts';
-import { ipamGc, ipamStatus } from '../../lib/ipam.ts';
-import { loadState, removeState } from '../../lib/state.ts';
+import { hashedVethName, isOwnedBy, type Owner } from '../../lib/hostveth.ts';
+import { ipamStatus } from '../../lib/ipam.ts';
+import { listStates } from '../../lib/state.ts';
 import { Logger } from '../../lib/log.ts';
 import { SUITE_VERSION } from '../../lib/version.ts';
 import type { Netns } from '../../lib/netns.ts';
 import { loadPtpConfig, type PtpConfig } from './config.ts';
-import { addAttachment, checkAttachment, delAttachment, deleteLinkQuietly, type AddContext, type AttachmentState, type VethPlugin } from '../attachment.ts';
-import {
-  checkContainerState, containerSysctls, ipsOf, registerOurIpam,
-  validAttachments,
-} from '../common.ts';
+import { addAttachment, checkAttachment, createVethPair, delAttachment, gcAttachments, type AttachmentState, type VethPlugin } from '../attachment.ts';
+import { checkContainerState, containerSysctls, ipsOf } from '../common.ts';
 
 const PLUGIN = 'cattle-ptp';
 /** The pods' IPv4 gateway: link-local, assigned to nobody, answered by proxy ARP. */
@@ -71,7 +68,9 @@ const steps: VethPlugin<PtpConfig> = {
   loadConfig: loadPtpConfig,
   hostVethName,
   prepare(ctx) {
-    return ctx.log.step('create veth pair', () => createVethPair(ctx));
+    const { conf } = ctx;
+    // Given at creation, the host MAC counts as set (not random): udev leaves it alone.
+    return ctx.log.step('create veth pair', () => createVethPair(ctx, { mtu: conf.mtu || undefined, mac: conf.hostVethMac, peerMac: conf.mac }));
   },
   configure(ctx, hostVeth, ipam) {
     const { req, conf, log, ns, host, cont } = ctx;
@@ -97,26 +96,6 @@ function del(req: CniRequest): Promise<void> {
 /** Every IPAM address, narrowed to a host prefix: the pod shares no subnet with anyone. */
 function podIps(ipam: Result): PodIp[] {
   return ipsOf(ipam).map(({ cidr }) => ({ cidr, host: `${cidr.ip}/${cidr.family === 4 ? 32 : 128}` }));
-}
-
-/** The pair in one request: host end in the host netns with the fixed MAC, pod end created directly in the pod netns. */
-function createVethPair({ host, cont, ns, conf, hostName, req, owner }: AddContext<PtpConfig>): Link {
-  const ifname = req.ifname;
-  host.createVeth({
-    name: hostName,
-    peerName: ifname,
-    peerNetnsFd: ns.fd,
-    mtu: conf.mtu || undefined,
-    // Given at creation, the MAC counts as set (not random): udev leaves it alone.
-    mac: conf.hostVethMac,
-    peerMac: conf.mac,
-  });
-  const link = host.linkByName(hostName);
-  if (!link) throw new CniError(ERR_INTERNAL, `host veth ${hostName} missing after creation`);
-  // The ownership mark goes on first, so a crash from here on leaves a link DEL/GC can recognise.
-  host.setAlias(link.index, ownerMark(PLUGIN, owner));
-  if (!cont.linkByName(ifname)) throw new CniError(ERR_INTERNAL, `container interface ${ifname} missing after creation`);
-  return host.linkByIndex(link.index) ?? link;
 }
 
 // ---- ADD step 1: host side ----------------------------------------------------
@@ -270,7 +249,7 @@ function check(req: CniRequest): Promise<void> {
   return checkAttachment(steps, req, ({ req, conf, prev, owner, host, cont }) => {
   const hostName = prev.interfaces?.find((i) => !i.sandbox)?.name ?? hostVethName(conf, owner);
   const hv = host.linkByName(hostName);
-  if (!hv || !isOwnedBy(hv, PLUGIN, owner)) throw new CniError(ERR_INTERNAL, `host veth ${hostName} of this attachment not found`);
+  if (!hv || !isOwnedBy(hv, PLUGIN, owner, conf.network)) throw new CniError(ERR_INTERNAL, `host veth ${hostName} of this attachment not found`);
   const cl = cont.linkByName(req.ifname);
   if (!cl || cl.parentIndex !== hv.index) throw new CniError(ERR_INTERNAL, `${req.ifname} in the container is not the peer of ${hostName}`);
   if (hv.mac !== conf.hostVethMac) throw new CniError(ERR_INTERNAL, `host veth ${hostName} has MAC ${hv.mac}, expected ${conf.hostVethMac}`);
@@ -294,27 +273,16 @@ function check(req: CniRequest): Promise<void> {
 // ---- GC and STATUS ----------------------------------------------------------
 
 /**
- * Remove host veths of attachments that are not valid any more. The mark does
- * not name the network, so only links this network recorded are touched: a
- * second ptp network on the same host keeps its pods.
+ * Attachments of this network not in the valid list go (see gcAttachments).
+ * Marks of earlier versions name no network: such a link counts as this
+ * network's only when this network recorded it, so a second ptp network on
+ * the same host keeps its pods.
  */
 async function gc(req: CniRequest): Promise<void> {
   const conf = loadPtpConfig(req);
-  const valid = validAttachments(req);
-  const host = Rtnetlink.open();
-  try {
-    for (const link of host.links({ kind: 'veth' })) {
-      const mark = parseOwnerMark(link.alias);
-      if (!mark || mark.plugin !== PLUGIN || valid.has(`${mark.containerId}/${mark.ifname}`)) continue;
-      const state = loadState<AttachmentState>(PLUGIN, conf.network, mark.containerId, mark.ifname);
-      if (state?.hostVeth !== link.name) continue;
-      deleteLinkQuietly(host, link.index);
-      removeState(PLUGIN, conf.network, mark.containerId, mark.ifname);
-    }
-  } finally {
-    host.close();
-  }
-  await ipamGc(req);
+  const recorded = () => new Set(listStates<AttachmentState>(PLUGIN).filter((r) => r.key.network === conf.network).map((r) => r.hostVeth));
+  let names: Set<string> | undefined;
+  await gcAttachments(steps, req, (_host, link) => (names ??= recorded()).has(link.name));
 }
 
 async function status(req: CniRequest): Promise<void> {
@@ -345,6 +313,5 @@ export const plugin: PluginSpec = {
 };
 
 export async function main(_args: string[]): Promise<number> {
-  registerOurIpam();
   return runPlugin(plugin, processIO());
 }

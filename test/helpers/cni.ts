@@ -5,6 +5,12 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { BIN, baseEnv, runExe, trackPid, untrackPid, type RunResult, type TestNetns } from './harness.ts';
+import { ownerMark } from '../../lib/hostveth.ts';
+
+/** The alias our plugins put on a host veth of this attachment. */
+export function markOf(plugin: string, containerId: string, network: string, ifname = 'eth0'): string {
+  return ownerMark(plugin, { containerId, ifname }, network);
+}
 
 export const CNI_PATH = `${BIN}:/usr/lib/cni`;
 

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { cleanupAll, makeNetns, netnsNames, rootLinkNames, ROOT, type TestNetns } from '../helpers/harness.ts';
-import { assertCurrentShape, cni, cniAsync, links, ping, tempDir, type Attach } from '../helpers/cni.ts';
+import { assertCurrentShape, cni, cniAsync, links, markOf, ping, tempDir, type Attach } from '../helpers/cni.ts';
 
 let linksBefore: string[];
 let nsBefore: string[];
@@ -65,7 +65,7 @@ test('two containers on one bridge reach each other and the gateway; MTU and MAC
   const hostSide = links(host).find((l) => l.ifname === res1.interfaces[1]!.name)!;
   assert.equal(hostSide.mtu, 1400);
   assert.equal(hostSide.master, 'cbr0');
-  assert.equal(hostSide.ifalias, 'cattle-cni cattle-bridge pod-one eth0');
+  assert.equal(hostSide.ifalias, markOf('cattle-bridge', 'pod-one', 'testnet'));
   const bridgeAddrs = host.ipJson<{ addr_info: { local: string; prefixlen: number }[] }[]>('addr', 'show', 'cbr0')[0]!.addr_info.map((a) => `${a.local}/${a.prefixlen}`);
   assert.ok(bridgeAddrs.includes('10.77.1.1/24'), bridgeAddrs.join(','));
 
@@ -133,7 +133,7 @@ test('hairpin, promisc and vlan show on the bridge and its port', (t) => {
   const hair = conf({ bridge: 'cbrh', hairpinMode: true, ipam: hostLocal('10.77.4.0/24') });
   const r1 = cni('ADD', attach(host, p1, hair, 'hairpin'));
   ok(r1);
-  const port = links(host).find((l) => l.ifalias === 'cattle-cni cattle-bridge hairpin eth0')!;
+  const port = links(host).find((l) => l.ifalias === markOf('cattle-bridge', 'hairpin', 'testnet'))!;
   assert.equal(port.linkinfo?.info_slave_data?.hairpin, true);
 
   const promisc = conf({ bridge: 'cbrp', promiscMode: true, ipam: hostLocal('10.77.5.0/24') });
@@ -154,7 +154,7 @@ test('hairpin, promisc and vlan show on the bridge and its port', (t) => {
     return;
   }
   ok(cni('ADD', attach(host, p3, vlan, 'vlan')));
-  const vport = links(host).find((l) => l.ifalias === 'cattle-cni cattle-bridge vlan eth0')!;
+  const vport = links(host).find((l) => l.ifalias === markOf('cattle-bridge', 'vlan', 'testnet'))!;
   const vlans = host.ipJson<{ ifname: string; vlans: { vlan: number; flags?: string[] }[] }[]>('-d', 'link', 'show', 'cbrv');
   assert.equal((vlans[0] as unknown as IpLinkBridge).linkinfo.info_data.vlan_filtering, 1);
   const portVlans = JSON.parse(host.exec('bridge', ['-j', 'vlan', 'show', 'dev', vport.ifname]).stdout) as { ifname: string; vlans: { vlan: number; flags?: string[] }[] }[];
@@ -329,7 +329,7 @@ test('GC removes veths whose attachment is not valid any more; STATUS reports', 
   ok(cni('ADD', attach(host, p2, c, 'drop', { args: 'IPAddress=10.77.13.6/24' })));
   const gcConf = { ...c, 'cni.dev/valid-attachments': [{ containerID: 'keep', ifname: 'eth0' }] };
   ok(cni('GC', attach(host, undefined, gcConf, 'gc')));
-  assert.deepEqual(links(host).filter((l) => l.ifalias?.startsWith('cattle-cni')).map((l) => l.ifalias), ['cattle-cni cattle-bridge keep eth0']);
+  assert.deepEqual(links(host).filter((l) => l.ifalias?.startsWith('cattle-cni')).map((l) => l.ifalias), [markOf('cattle-bridge', 'keep', 'testnet')]);
   // STATUS asks IPAM too: cattle-ipam without a reachable metadata service cannot serve ADD.
   const st = cni('STATUS', attach(host, undefined, c, 'status'));
   assert.equal(st.code, 1);

@@ -9,7 +9,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { cleanupAll, makeNetns, netnsNames, rootLinkNames, ROOT, trackPid, untrackPid, type TestNetns } from '../helpers/harness.ts';
-import { assertCurrentShape, cni, cniAsync, links, ping, tempDir, type Attach } from '../helpers/cni.ts';
+import { assertCurrentShape, cni, cniAsync, links, markOf, ping, tempDir, type Attach } from '../helpers/cni.ts';
 import { hashedVethName } from '../../lib/hostveth.ts';
 
 const HOST_ADDR = '192.168.252.1';
@@ -183,7 +183,7 @@ test('two pods reach each other and the host by ping and TCP; wiring as Calico d
   const hostLink = links(host).find((l) => l.ifname === hv)!;
   assert.equal(hostLink.address, 'ee:ee:ee:ee:ee:ee');
   assert.equal(hostLink.mtu, 1400);
-  assert.equal(hostLink.ifalias, 'cattle-cni cattle-ptp pod-one eth0');
+  assert.equal(hostLink.ifalias, markOf('cattle-ptp', 'pod-one', 'ptpnet'));
   assert.equal(sysctl(host, `net/ipv4/conf/${hv}/proxy_arp`), '1');
   assert.equal(sysctl(host, `net/ipv4/neigh/${hv}/proxy_delay`), '0');
   assert.equal(sysctl(host, `net/ipv4/conf/${hv}/forwarding`), '1');
@@ -457,7 +457,7 @@ test('a host link with our name is replaced only when its mark names the same at
   assert.deepEqual(podLinks(pod), ['lo']);
   assert.deepEqual(leases(c.ipam as Record<string, unknown>), []);
   // A leftover of this very attachment (e.g. after a crash) is removed and the ADD goes on.
-  host.exec('ip', ['link', 'set', name, 'alias', 'cattle-cni cattle-ptp clash eth0']);
+  host.exec('ip', ['link', 'set', name, 'alias', markOf('cattle-ptp', 'clash', 'ptpnet')]);
   const oldIndex = links(host).find((l) => l.ifname === name)!.ifindex;
   ok(cni('ADD', attach(host, pod, c, 'clash')));
   const now = links(host).find((l) => l.ifname === name)!;
@@ -505,7 +505,7 @@ test('GC removes this network\'s veths whose attachment is not valid any more; S
   const gcConf = { ...c, 'cni.dev/valid-attachments': [{ containerID: 'keep', ifname: 'eth0' }] };
   ok(cni('GC', attach(host, undefined, gcConf, 'gc')));
   const marks = links(host).filter((l) => l.ifalias?.startsWith('cattle-cni')).map((l) => l.ifalias).sort();
-  assert.deepEqual(marks, ['cattle-cni cattle-ptp elsewhere eth0', 'cattle-cni cattle-ptp keep eth0']);
+  assert.deepEqual(marks, [markOf('cattle-ptp', 'elsewhere', 'otherptp'), markOf('cattle-ptp', 'keep', 'ptpnet')].sort());
   assert.ok(!routeLines(host).some((l) => l.startsWith('10.78.11.6 ')));
   ok(cni('STATUS', attach(host, undefined, { ...c, capabilities: { ips: true } }, 'status')));
   ok(cni('DEL', attach(host, p1, c, 'keep', { args: 'IPAddress=10.78.11.5/24' })));

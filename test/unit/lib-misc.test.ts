@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { bytesToMac, containsIp, isValidMac, macToBytes, networkOf, nthAddress, parseCidr } from '../../lib/ip.ts';
-import { hashedVethName, isOwnedBy, ownerMark, parseOwnerMark } from '../../lib/hostveth.ts';
+import { hashedVethName, isOwnedBy, networkTag, ownerMark, parseOwnerMark } from '../../lib/hostveth.ts';
 import { masqChainName, splitRule } from '../../lib/masq.ts';
 import { ENTRIES, entryName } from '../../entries.ts';
 import { hostVethName } from '../../plugins/bridge/bridge.ts';
@@ -43,15 +43,29 @@ test('host veth names: Rancher vethr for Docker ids on eth0, else a 15-char hash
 });
 
 test('ownership marks round-trip and only match the same attachment', () => {
-  const mark = ownerMark('cattle-bridge', { containerId: 'abc', ifname: 'eth0' });
-  assert.equal(mark, 'cattle-cni cattle-bridge abc eth0');
-  assert.deepEqual(parseOwnerMark(mark), { plugin: 'cattle-bridge', containerId: 'abc', ifname: 'eth0' });
+  const owner = { containerId: 'abc', ifname: 'eth0' };
+  const mark = ownerMark('cattle-bridge', owner, 'net1');
+  assert.equal(mark, `cattle-cni cattle-bridge abc eth0 ${networkTag('net1')}`);
+  assert.deepEqual(parseOwnerMark(mark), { plugin: 'cattle-bridge', container: 'abc', ifname: 'eth0', network: networkTag('net1') });
   assert.equal(parseOwnerMark('something else'), undefined);
   assert.equal(parseOwnerMark(undefined), undefined);
   const link = { index: 1, name: 'v', flags: 0, mtu: 1500, operState: 'up' as const, alias: mark };
-  assert.ok(isOwnedBy(link, 'cattle-bridge', { containerId: 'abc', ifname: 'eth0' }));
-  assert.ok(!isOwnedBy(link, 'cattle-bridge', { containerId: 'abc', ifname: 'eth1' }));
-  assert.ok(!isOwnedBy(link, 'cattle-ptp', { containerId: 'abc', ifname: 'eth0' }));
+  assert.ok(isOwnedBy(link, 'cattle-bridge', owner, 'net1'));
+  assert.ok(!isOwnedBy(link, 'cattle-bridge', owner, 'net2'), 'another network');
+  assert.ok(!isOwnedBy(link, 'cattle-bridge', { containerId: 'abc', ifname: 'eth1' }, 'net1'));
+  assert.ok(!isOwnedBy(link, 'cattle-ptp', owner, 'net1'));
+  // marks of earlier versions (no network) still name their attachment
+  assert.ok(isOwnedBy({ ...link, alias: 'cattle-cni cattle-bridge abc eth0' }, 'cattle-bridge', owner, 'any'));
+});
+
+test('a mark fits the 255-byte alias limit for any container id, and tells long ids apart', () => {
+  const long = (c: string) => ({ containerId: c.repeat(5000), ifname: 'eth0' });
+  const a = ownerMark('cattle-bridge', long('a'), 'n'.repeat(1000));
+  assert.ok(Buffer.byteLength(a) <= 255, `${Buffer.byteLength(a)} bytes`);
+  const link = { index: 1, name: 'v', flags: 0, mtu: 1500, operState: 'up' as const, alias: a };
+  assert.ok(isOwnedBy(link, 'cattle-bridge', long('a'), 'n'.repeat(1000)));
+  const sameStart = { containerId: `${'a'.repeat(4999)}b`, ifname: 'eth0' };
+  assert.ok(!isOwnedBy(link, 'cattle-bridge', sameStart, 'n'.repeat(1000)), 'same prefix, other id');
 });
 
 test('masquerade chain names fit iptables (≤ 28) and rules split with quoted comments', () => {
