@@ -87,3 +87,19 @@ export function loadNetworkConfigs(root: string, network: string): NetworkList[]
   }
   return files.map((f) => loadConfFile(f, network));
 }
+
+/** The networks that have a `<network>.d` directory under the root, sorted; none when the root is missing. */
+export function networkNames(root: string): string[] {
+  let entries: fs.Dirent[];
+  try {
+    entries = fs.readdirSync(root, { withFileTypes: true });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw new CniError(ERR_INVALID_CONFIG, `cannot read configuration root ${root}`, (e as Error).message);
+  }
+  return entries
+    .filter((e) => e.isDirectory() && e.name.endsWith('.d') && e.name.length > 2)
+    .map((e) => e.name.slice(0, -2))
+    .filter((n) => n !== '.' && n !== '..')
+    .sort();
+}

@@ -3,10 +3,14 @@
 // first failure (which is rolled back); DEL in reverse, going on past failures.
 // Synchronous, like the runtime library: hook mode runs it in-process, the
 // watcher in a child process per operation.
-import { addNetworkList, delNetworkList, type RuntimeConf, type RuntimeOptions } from '../lib/runtime/runtime.ts';
+import { addNetworkList, delNetworkList, getCachedResult, type RuntimeConf, type RuntimeOptions } from '../lib/runtime/runtime.ts';
+import { listCacheEntries } from '../lib/runtime/cache.ts';
 import type { NetworkList } from '../lib/runtime/conf.ts';
 import { toCniError } from '../lib/spec/errors.ts';
-import { DEFAULT_CNI_PATH, DEFAULT_CONF_ROOT, loadNetworkConfigs } from './configs.ts';
+import { convertResult } from '../lib/spec/result.ts';
+import { CURRENT_VERSION } from '../lib/spec/versions.ts';
+import { loadState } from '../lib/state.ts';
+import { DEFAULT_CNI_PATH, DEFAULT_CONF_ROOT, loadNetworkConfigs, networkNames } from './configs.ts';
 
 export const IFNAME = 'eth0';
 export const DEFAULT_CACHE_DIR = '/var/lib/cni';
@@ -109,4 +113,99 @@ export function glueDel(a: Attachment, s: GlueSettings): void {
     }
   }
   if (lastError) throw lastError;
+}
+
+// ---- what an earlier watcher left behind ----------------------------------------
+
+/**
+ * Our veth plugins' names for their per-attachment state files (lib/state.ts),
+ * by the type a configuration gives; those files hold the result in the
+ * internal (CURRENT_VERSION) shape.
+ */
+const STATE_KEEPERS: ReadonlyMap<string, string> = new Map([
+  ['cattle-bridge', 'cattle-bridge'],
+  ['rancher-bridge', 'cattle-bridge'],
+  ['cattle-ptp', 'cattle-ptp'],
+]);
+
+function cachedResultOf(list: NetworkList, a: Attachment, opts: RuntimeOptions): JSONObject | undefined {
+  try {
+    return getCachedResult(list, runtimeConf(a, ''), opts);
+  } catch {
+    return undefined; // unreadable: the plugin's own record may still tell
+  }
+}
+
+/** The result the list's last plugin of ours stored, in the list's version. */
+function pluginStoredResult(list: NetworkList, containerId: string): JSONObject | undefined {
+  for (const plugin of [...list.plugins].reverse()) {
+    const keeper = STATE_KEEPERS.get(plugin.type);
+    if (!keeper) continue;
+    const state = loadState<{ result?: unknown }>({ plugin: keeper, network: list.name, containerId, ifname: IFNAME });
+    if (state?.result === undefined) return undefined;
+    try {
+      return convertResult(state.result, CURRENT_VERSION, list.cniVersion);
+    } catch {
+      return undefined;
+    }
+  }
+  return undefined;
+}
+
+/**
+ * The result of an attachment made earlier, without running a plugin: per
+ * configuration the libcni cache entry, else what our plugin stored; chosen
+ * as glueAdd chooses. Undefined when nothing is stored (or the network has
+ * no configurations any more).
+ */
+export function recoverResult(a: Attachment, s: GlueSettings): JSONObject | undefined {
+  let lists: NetworkList[];
+  try {
+    lists = loadNetworkConfigs(s.confRoot, a.network);
+  } catch {
+    return undefined;
+  }
+  const opts = runtimeOptions(s);
+  let answer: JSONObject | undefined;
+  let last: JSONObject | undefined;
+  for (const list of lists) {
+    const r = cachedResultOf(list, a, opts) ?? pluginStoredResult(list, a.containerId);
+    if (!r) continue;
+    last = r;
+    if (hasAddress(r)) answer = r;
+  }
+  return answer ?? last;
+}
+
+function listNamesOf(confRoot: string, network: string): string[] {
+  try {
+    return loadNetworkConfigs(confRoot, network).map((l) => l.name);
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * The network and CNI_ARGS of a container Docker no longer knows, from its
+ * libcni cache entries on eth0: the one `<network>.d` whose configurations
+ * carry the cached names. Undefined when there are no entries, or when no
+ * network or several networks match (DEL with a guessed network could hit
+ * another attachment's state).
+ */
+export function attachmentFromCache(containerId: string, s: GlueSettings): Pick<Attachment, 'network' | 'args'> | undefined {
+  let entries;
+  try {
+    entries = listCacheEntries(s.cacheDir, containerId).filter((e) => e.ifname === IFNAME);
+  } catch {
+    return undefined;
+  }
+  if (entries.length === 0) return undefined;
+  const cached = new Set(entries.map((e) => e.network));
+  let networks: string[];
+  try {
+    networks = networkNames(s.confRoot).filter((n) => listNamesOf(s.confRoot, n).some((name) => cached.has(name)));
+  } catch {
+    return undefined;
+  }
+  return networks.length === 1 ? { network: networks[0]!, args: entries[0]!.cniArgs } : undefined;
 }

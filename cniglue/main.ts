@@ -14,7 +14,8 @@ Modes:
                   ADD eth0 to /proc/<pid>/ns/net, print the result
   poststop        OCI hook: DEL; best effort, always exits 0
   watch           follow the Docker Engine API: ADD on start, DEL on die/destroy,
-                  reconcile running containers at start-up and after reconnects,
+                  reconcile running containers and state folders at start-up
+                  and after reconnects (DEL what stopped or went meanwhile),
                   write /var/lib/rancher/state/cni/<id>/<StartedAt>
   help            this text
 

@@ -5,14 +5,20 @@
 // that pile up, arrive twice, or get lost while Docker restarts (a reconcile
 // runs on every (re)connect) all end in the same state. One container is never
 // worked on by two tasks at once; different containers proceed in parallel.
+// What it did survives the watcher itself in the state folders (an attachment
+// record next to the state files): a watcher killed with SIGKILL finds there,
+// on restart, the containers it must still DEL.
 import { openNetns } from '../lib/netns.ts';
 import { Rtnetlink } from '../lib/netlink/rtnetlink.ts';
 import { cniArgsFor } from './args.ts';
 import { hasNetworkConfigs } from './configs.ts';
 import type { ContainerInfo, DockerClient, EventStream } from './docker.ts';
-import { IFNAME, type GlueSettings } from './glue.ts';
+import { IFNAME, attachmentFromCache, recoverResult, type GlueSettings } from './glue.ts';
 import { selectNetwork } from './select.ts';
-import { errorState, removeContainerState, removeStateFile, writeStateFile } from './state.ts';
+import {
+  containerDirs, errorState, readAttachmentRecord, readStateFile, removeAttachmentRecord, removeContainerState, removeStateFile,
+  stateFileStarts, writeAttachmentRecord, writeStateFile, type AttachmentRecord,
+} from './state.ts';
 import type { OpRunner } from './worker.ts';
 
 export const EVENT_ACTIONS = ['start', 'die', 'destroy'] as const;
@@ -34,12 +40,11 @@ export interface WatchOptions {
   hasInterface?: (netnsPath: string, ifname: string) => boolean;
 }
 
-/** What the watcher did for a running container. */
-interface Networked {
-  startedAt: string;
-  network: string;
-  args: [string, string][];
-}
+/** What the watcher did for a running container (as recorded in its state folder). */
+type Networked = AttachmentRecord;
+
+/** A container's network and CNI_ARGS, or why it is left alone. */
+type Plan = { network: string; args: [string, string][] } | { skip: string };
 
 /** Does the netns at `netnsPath` have a link called `ifname`? Throws when the netns is gone. */
 export function netnsHasInterface(netnsPath: string, ifname: string): boolean {
@@ -75,6 +80,23 @@ export function addressesOf(result: Record<string, unknown> | undefined): string
   }
   if (Array.isArray(result.ips)) for (const ip of result.ips as { address?: unknown }[]) if (typeof ip?.address === 'string') out.push(ip.address);
   return out;
+}
+
+/**
+ * What the watcher does with a container. A container that only has a
+ * NetworkMode (no Rancher label) is left to Docker unless that network has CNI
+ * configurations. Throws for labels that cannot work (bad network name or value).
+ */
+function planFor(info: ContainerInfo, confRoot: string): Plan {
+  const sel = selectNetwork(info);
+  if ('skip' in sel) return sel;
+  if (sel.source === 'network-mode' && !hasNetworkConfigs(confRoot, sel.network)) return { skip: `no CNI configuration for network ${sel.network}` };
+  return { network: sel.network, args: cniArgsFor(info.labels) };
+}
+
+/** Does a state file say the attachment is up (a result, not an error)? */
+function isResult(state: unknown): boolean {
+  return typeof state === 'object' && state !== null && !Array.isArray(state) && !('error' in state);
 }
 
 function sleep(ms: number, signal: { cancel?: () => void }): Promise<void> {
@@ -161,20 +183,23 @@ export class Watcher {
     clearTimeout(timer);
   }
 
-  /** Look at every running container and at every container the watcher networked. */
+  /** Look at every running container, every container the watcher networked, and every state folder. */
   async reconcile(): Promise<void> {
     let list;
+    let folders: string[];
     try {
       list = await this.o.docker.listContainers();
+      folders = containerDirs(this.o.stateDir);
     } catch (e) {
       this.line('reconcile-failed', { error: (e as Error).message });
       return;
     }
-    const present = new Set(list.map((c) => c.id));
     const ids = new Set<string>();
-    for (const c of list) if (c.state === 'running' || this.networked.has(c.id)) ids.add(c.id);
-    for (const id of this.networked.keys()) if (!present.has(id)) ids.add(id);
-    this.line('reconcile', { containers: list.length, checking: ids.size });
+    for (const c of list) if (c.state === 'running') ids.add(c.id);
+    for (const id of this.networked.keys()) ids.add(id);
+    // A folder may be all that is left of a container that stopped or went while no watcher was looking.
+    for (const id of folders) ids.add(id);
+    this.line('reconcile', { containers: list.length, folders: folders.length, checking: ids.size });
     await Promise.allSettled([...ids].map((id) => this.schedule(id)));
   }
 
@@ -215,26 +240,89 @@ export class Watcher {
     if (!info || !info.running) {
       this.clearRetry(id);
       this.skipped.delete(id);
-      if (done) await this.down(id, done, info ? 'stopped' : 'removed');
-      if (!info) removeContainerState(this.o.stateDir, id);
-      else if (info.startedAt) removeStateFile(this.o.stateDir, id, info.startedAt);
+      const last = done ?? this.recorded(id, info);
+      if (last) await this.down(id, last, info ? 'stopped' : 'removed');
+      removeContainerState(this.o.stateDir, id);
       return;
     }
     if (done && done.startedAt === info.startedAt) return;
     if (this.skipped.get(id) === info.startedAt) return;
-    if (done) await this.down(id, done, 'restarted');
+    // Recorded by an earlier watcher for this start: up() adopts it (or ADDs what never got done).
+    const last = done ?? this.recorded(id, info);
+    if (last && last.startedAt !== info.startedAt) await this.down(id, last, 'restarted');
     await this.up(info);
   }
 
+  /**
+   * What an earlier watcher networked for a container: the record in its state
+   * folder; for a folder without one (older versions wrote none) whose state
+   * file holds a result, the network its labels select or, once Docker has
+   * forgotten it, what its libcni cache entries name. Undefined when there is
+   * nothing to DEL.
+   */
+  private recorded(id: string, info: ContainerInfo | undefined): Networked | undefined {
+    const record = readAttachmentRecord(this.o.stateDir, id);
+    if (record) return record;
+    const startedAt = stateFileStarts(this.o.stateDir, id).at(-1);
+    // An error state file: that ADD failed and was rolled back.
+    if (startedAt === undefined || !isResult(readStateFile(this.o.stateDir, id, startedAt))) return undefined;
+    let found: Pick<Networked, 'network' | 'args'> | undefined;
+    if (info) {
+      try {
+        const plan = planFor(info, this.o.glue.confRoot);
+        if (!('skip' in plan)) found = plan;
+      } catch {
+        // labels that never worked: nothing was attached
+      }
+    } else {
+      found = attachmentFromCache(id, this.o.glue);
+    }
+    return found && { startedAt, ...found };
+  }
+
+  /** DEL the attachment and forget it (also when DEL failed: it is logged, and retrying would not end). */
   private async down(id: string, n: Networked, reason: string): Promise<void> {
     const t0 = performance.now();
     const r = await this.o.runner('del', { network: n.network, containerId: id, netns: '', args: n.args });
     this.networked.delete(id);
+    removeAttachmentRecord(this.o.stateDir, id);
     removeStateFile(this.o.stateDir, id, n.startedAt);
     this.line('del', {
       id: short(id), network: n.network, reason, result: r.ok ? 'ok' : 'error', error: r.ok ? undefined : r.error,
       ms: Math.round(performance.now() - t0),
     });
+  }
+
+  /** Keep what DEL will need, before the ADD: a watcher killed during it leaves the record behind. */
+  private record(id: string, n: Networked): void {
+    try {
+      writeAttachmentRecord(this.o.stateDir, id, n);
+    } catch (e) {
+      this.line('error', { id: short(id), error: `attachment record: ${(e as Error).message}` });
+    }
+  }
+
+  /**
+   * A container that already has eth0 (networked by an earlier watcher or by
+   * hand): remember it, and give it its record and, unless it has one, a state
+   * file with the stored result (`{}` when nothing stored it).
+   */
+  private adopt(info: ContainerInfo, n: Networked): void {
+    this.networked.set(info.id, n);
+    this.clearRetry(info.id);
+    this.record(info.id, n);
+    let state: string | undefined;
+    let ip: string | undefined;
+    if (!isResult(readStateFile(this.o.stateDir, info.id, info.startedAt))) {
+      const result = recoverResult({ network: n.network, containerId: info.id, netns: '', args: n.args }, this.o.glue);
+      ip = addressesOf(result).join(',');
+      try {
+        state = writeStateFile(this.o.stateDir, info.id, info.startedAt, result ?? {});
+      } catch (e) {
+        this.line('error', { id: short(info.id), error: `state file: ${(e as Error).message}` });
+      }
+    }
+    this.line('adopt', { id: short(info.id), name: info.name, network: n.network, reason: `${IFNAME} already present`, ip, state });
   }
 
   private fail(info: ContainerInfo, network: string | undefined, message: string, retry: boolean): void {
@@ -266,28 +354,19 @@ export class Watcher {
   }
 
   private async up(info: ContainerInfo): Promise<void> {
-    let network: string;
-    let args: [string, string][];
+    let plan: Plan;
     try {
-      const sel = selectNetwork(info);
-      if ('skip' in sel) {
-        this.skipped.set(info.id, info.startedAt);
-        this.line('skip', { id: short(info.id), name: info.name, reason: sel.skip });
-        return;
-      }
-      // A container that only has a NetworkMode (no Rancher label) is left to
-      // Docker unless that network has CNI configurations.
-      if (sel.source === 'network-mode' && !hasNetworkConfigs(this.o.glue.confRoot, sel.network)) {
-        this.skipped.set(info.id, info.startedAt);
-        this.line('skip', { id: short(info.id), name: info.name, reason: `no CNI configuration for network ${sel.network}` });
-        return;
-      }
-      network = sel.network;
-      args = cniArgsFor(info.labels);
+      plan = planFor(info, this.o.glue.confRoot);
     } catch (e) {
       this.fail(info, undefined, (e as Error).message, false);
       return;
     }
+    if ('skip' in plan) {
+      this.skipped.set(info.id, info.startedAt);
+      this.line('skip', { id: short(info.id), name: info.name, reason: plan.skip });
+      return;
+    }
+    const { network, args } = plan;
     const netns = `/proc/${info.pid}/ns/net`;
     let present: boolean;
     try {
@@ -299,11 +378,11 @@ export class Watcher {
     }
     const networked: Networked = { startedAt: info.startedAt, network, args };
     if (present) {
-      this.networked.set(info.id, networked);
-      this.clearRetry(info.id);
-      this.line('adopt', { id: short(info.id), name: info.name, network, reason: `${IFNAME} already present` });
+      this.adopt(info, networked);
       return;
     }
+    // Without configurations the ADD fails before any plugin runs, and a DEL could not run either.
+    if (hasNetworkConfigs(this.o.glue.confRoot, network)) this.record(info.id, networked);
     const t0 = performance.now();
     const r = await this.o.runner('add', { network, containerId: info.id, netns, args });
     if (!r.ok) {

@@ -14,6 +14,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { BIN, ROOT, baseEnv, makeNetns, rootLinkNames, runExe, trackPid, untrackPid, type TestNetns } from '../helpers/harness.ts';
 import { links } from '../helpers/cni.ts';
+import { RECORD_FILE } from '../../cniglue/state.ts';
 
 const BRIDGE = 'cglue0';
 const IMAGE = 'cglue-busybox:test';
@@ -171,6 +172,52 @@ async function stopWatcher(): Promise<void> {
   watcher = undefined;
 }
 
+/** As a crash would: the watcher gets no chance to finish or tidy anything. */
+async function killWatcher(): Promise<void> {
+  const w = watcher!;
+  assert.ok(w.exitCode === null && w.signalCode === null, 'the watcher is running');
+  const exited = new Promise<void>((r) => w.once('exit', () => r()));
+  w.kill('SIGKILL');
+  await exited;
+  untrackPid(w.pid);
+  watcher = undefined;
+}
+
+function filesIn(dir: string): string[] {
+  try {
+    return fs.readdirSync(dir).map((n) => path.join(dir, n));
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * What is left anywhere of a container's attachment: its watcher state folder,
+ * libcni cache entries, our plugins' state records, its host veth.
+ */
+function leftovers(id: string): string[] {
+  const out: string[] = [];
+  if (fs.existsSync(path.join(dirs.state, id))) out.push(`state folder ${id}`);
+  out.push(...filesIn(path.join(dirs.cache, 'results')).filter((f) => path.basename(f).includes(id)).map((f) => `cache entry ${f}`));
+  for (const plugin of filesIn(dirs.pluginState)) {
+    for (const f of filesIn(plugin).filter((n) => n.endsWith('.json'))) {
+      const text = fs.readFileSync(f, 'utf8');
+      if (text.includes(id) || text.includes(hostVeth(id))) out.push(`plugin state ${f}`);
+    }
+  }
+  if (hostLink(hostVeth(id))) out.push(`host veth ${hostVeth(id)}`);
+  return out;
+}
+
+/** Wait until nothing is left of a container; on timeout, say what is. */
+async function nothingLeftOf(id: string): Promise<void> {
+  try {
+    await waitFor(`nothing left of ${id}`, () => leftovers(id).length === 0);
+  } catch (e) {
+    throw new Error(`${(e as Error).message}\n--- left ---\n${leftovers(id).join('\n')}`, { cause: e });
+  }
+}
+
 function logLinesFor(id: string, action: string): string[] {
   return watcherLog.filter((l) => l.includes(` ${action} id=${id.slice(0, 12)}`));
 }
@@ -316,7 +363,7 @@ describe('cniglue watch (real dockerd)', () => {
     const result = JSON.parse(text) as { ip4?: { ip: string; gateway?: string } };
     assert.equal(result.ip4?.ip, '10.42.0.11/16');
     assert.equal(result.ip4?.gateway, '10.42.0.1');
-    assert.deepEqual(fs.readdirSync(path.join(dirs.state, c1.id)), [c1.startedAt], 'no temp files left');
+    assert.deepEqual(fs.readdirSync(path.join(dirs.state, c1.id)).sort(), [RECORD_FILE, c1.startedAt].sort(), 'its record next to it, no temp files left');
   });
 
   it('docker stop removes its veth and its state file', async () => {
@@ -349,6 +396,38 @@ describe('cniglue watch (real dockerd)', () => {
     assert.equal(logLinesFor(c2.id, 'add').length, 1, 'container 2 was not ADDed a second time');
     assert.ok(pingFrom(c3.pid, '10.42.0.12'));
     await waitFor('state file of container 3', () => fs.existsSync(stateFile(c3)));
+  });
+
+  it('after a SIGKILL, containers removed or stopped while it was down are DELed at restart: nothing of them is left', async () => {
+    const gone = inspect(runContainer('10.42.0.16/16'));
+    const stopped = inspect(runContainer('10.42.0.17/16'));
+    const adopted = inspect(runContainer('10.42.0.18/16'));
+    for (const c of [gone, stopped, adopted]) {
+      await waitFor(`eth0 of ${c.id}`, () => addressedEth0(c.pid));
+      await waitFor(`state file of ${c.id}`, () => fs.existsSync(stateFile(c)));
+    }
+    for (const c of [gone, stopped]) {
+      const what = leftovers(c.id).join('\n');
+      for (const kind of ['state folder', 'cache entry', 'plugin state', 'host veth']) assert.match(what, new RegExp(kind), `before: ${kind} of ${c.id}`);
+    }
+    await killWatcher();
+    docker('rm', '-f', gone.id);
+    docker('stop', '-t', '0', stopped.id);
+    // And one that keeps running loses its state folder: the restarted watcher writes it again.
+    fs.rmSync(path.join(dirs.state, adopted.id), { recursive: true });
+    startWatcher();
+    for (const c of [gone, stopped]) await nothingLeftOf(c.id);
+    assert.match(logLinesFor(gone.id, 'del').at(-1)!, /reason=removed result=ok/);
+    assert.match(logLinesFor(stopped.id, 'del').at(-1)!, /reason=stopped result=ok/);
+    const text = await waitFor('state file of the adopted one', () => fs.existsSync(stateFile(adopted)) && fs.readFileSync(stateFile(adopted), 'utf8'));
+    assert.equal((JSON.parse(text) as { ip4?: { ip: string } }).ip4?.ip, '10.42.0.18/16', 'the result, from the libcni cache');
+    assert.ok(fs.existsSync(path.join(dirs.state, adopted.id, RECORD_FILE)));
+    assert.equal(logLinesFor(adopted.id, 'adopt').length, 1);
+    assert.equal(logLinesFor(adopted.id, 'add').length, 1, 'not ADDed a second time');
+    assert.deepEqual(addressedEth0(adopted.pid)?.addrs, ['10.42.0.18/16']);
+    // Removed while the watcher runs again: cleaned up from what it wrote for the adopted one.
+    docker('rm', '-f', adopted.id, stopped.id);
+    await nothingLeftOf(adopted.id);
   });
 
   it('20 containers started at once all get the right address', async () => {

@@ -1,8 +1,10 @@
 // cniglue watcher logic against a fake Docker Engine API (an HTTP server on a
 // unix socket, driven by the test) and a fake CNI runner: start-up reconcile,
 // ADD/DEL from events, state files, retries, reconnects, and per-container
-// serialization under many simultaneous starts. The real daemon and plugins
-// are in test/integration/cniglue.test.ts.
+// serialization under many simultaneous starts, and what a watcher finds on
+// disk from one that was killed. The real daemon and plugins are in
+// test/integration/cniglue.test.ts.
+import './cniglue-watch-env.ts'; // first: before lib/state.ts reads CATTLE_CNI_STATE_DIR
 import { after, afterEach, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -10,8 +12,11 @@ import http from 'node:http';
 import path from 'node:path';
 import { DockerClient, parseEvent, socketPathOf } from '../../cniglue/docker.ts';
 import type { Attachment } from '../../cniglue/glue.ts';
+import { RECORD_FILE, writeAttachmentRecord, writeStateFile, type AttachmentRecord } from '../../cniglue/state.ts';
 import { Watcher } from '../../cniglue/watch.ts';
 import type { OpKind, OpOutcome } from '../../cniglue/worker.ts';
+import { writeCacheEntry } from '../../lib/runtime/cache.ts';
+import { saveState } from '../../lib/state.ts';
 import { tempDir } from './runtime-fakes.ts';
 
 interface FakeContainer {
@@ -165,6 +170,12 @@ class FakeRunner {
 /** 64 hex digits whose first 12 (the short ID in logs) differ per n. */
 const hexId = (n: number) => `${n.toString(16).padStart(12, '0')}${'c'.repeat(52)}`;
 const labelled = (ip: string) => ({ 'io.rancher.cni.network': 'managed', 'io.rancher.container.ip': ip });
+/** CNI_ARGS the watcher sends for labelled(ip). */
+const argsFor = (ip: string): [string, string][] => [['IgnoreUnknown', '1'], ['DOCKER', 'true'], ['IPAddress', ip]];
+/** The name inside managed.d's configuration. */
+const MANAGED_LIST = 'm';
+const netnsOf = (c: FakeContainer) => `/proc/${c.pid}/ns/net`;
+const short = (id: string) => id.slice(0, 12);
 
 async function until(what: string, cond: () => boolean, ms = 5000): Promise<void> {
   const deadline = Date.now() + ms;
@@ -174,34 +185,48 @@ async function until(what: string, cond: () => boolean, ms = 5000): Promise<void
   }
 }
 
-interface World {
+/** What is there before the watcher starts: the place to leave what an earlier watcher left. */
+interface Prepared {
+  stateDir: string;
+  cacheDir: string;
+  confRoot: string;
+  /** `/proc/<pid>/ns/net` of the containers that have eth0. */
+  withEth0: Set<string>;
+}
+
+interface World extends Prepared {
   docker: FakeDocker;
   runner: FakeRunner;
   watcher: Watcher;
-  stateDir: string;
   logs: string[];
-  withEth0: Set<string>;
   running: Promise<void>;
 }
 
 const worlds: World[] = [];
 
-async function world(setup: (d: FakeDocker) => void = () => {}, opts: { retries?: number } = {}): Promise<World> {
+/**
+ * A fake Docker and a watcher following it. `setup` runs before the watcher
+ * starts: containers that exist already, which of them have eth0, what is on disk.
+ */
+async function world(setup: (d: FakeDocker, pre: Prepared) => void = () => {}, opts: { retries?: number } = {}): Promise<World> {
   const dir = tempDir('cglue-watch-');
   const docker = new FakeDocker(dir);
   await docker.listen();
-  setup(docker);
-  const runner = new FakeRunner();
-  const stateDir = path.join(dir, 'state');
   const confRoot = path.join(dir, 'conf');
   fs.mkdirSync(path.join(confRoot, 'bridge.d'), { recursive: true });
   fs.writeFileSync(path.join(confRoot, 'bridge.d', '10.conf'), '{"name":"b","type":"x"}');
+  // The labelled containers' network; its list name is what libcni cache entries and plugin state are keyed by.
+  fs.mkdirSync(path.join(confRoot, 'managed.d'), { recursive: true });
+  fs.writeFileSync(path.join(confRoot, 'managed.d', '10.conf'), `{"name":"${MANAGED_LIST}","type":"rancher-bridge"}`);
+  const pre: Prepared = { stateDir: path.join(dir, 'state'), cacheDir: path.join(dir, 'cache'), confRoot, withEth0: new Set() };
+  setup(docker, pre);
+  const runner = new FakeRunner();
   const logs: string[] = [];
-  const withEth0 = new Set<string>();
+  const { stateDir, cacheDir, withEth0 } = pre;
   const watcher = new Watcher({
     docker: new DockerClient(`unix://${docker.socket}`),
     runner: runner.run,
-    glue: { confRoot, cniPath: ['/nonexistent'], cacheDir: path.join(dir, 'cache'), pluginTimeoutMs: 1000 },
+    glue: { confRoot, cniPath: ['/nonexistent'], cacheDir, pluginTimeoutMs: 1000 },
     stateDir,
     retries: opts.retries ?? 2,
     retryIntervalMs: 50,
@@ -213,10 +238,16 @@ async function world(setup: (d: FakeDocker) => void = () => {}, opts: { retries?
       return withEth0.has(netns);
     },
   });
-  const w: World = { docker, runner, watcher, stateDir, logs, withEth0, running: watcher.run() };
+  const w: World = { ...pre, docker, runner, watcher, logs, running: watcher.run() };
   worlds.push(w);
   await until('subscription', () => docker.subscribers === 1);
   return w;
+}
+
+/** Wait for the n-th reconcile (1: at start-up) and for all the work it started. */
+async function reconciled(w: World, n = 1): Promise<void> {
+  await until(`reconcile ${n}`, () => w.logs.filter((l) => / reconcile /.test(l)).length >= n);
+  await w.watcher.idle();
 }
 
 afterEach(async () => {
@@ -234,6 +265,32 @@ after(() => {
 function stateOf(w: World, c: FakeContainer): unknown {
   const f = path.join(w.stateDir, c.id, c.startedAt);
   return fs.existsSync(f) ? JSON.parse(fs.readFileSync(f, 'utf8')) : undefined;
+}
+
+function recordOf(w: World, id: string): unknown {
+  const f = path.join(w.stateDir, id, RECORD_FILE);
+  return fs.existsSync(f) ? JSON.parse(fs.readFileSync(f, 'utf8')) : undefined;
+}
+
+function hasFolder(w: World, id: string): boolean {
+  return fs.existsSync(path.join(w.stateDir, id));
+}
+
+/** What a watcher leaves for a container it networked: its record (unless `record` is false) and the state file. */
+function leftBehind(pre: Prepared, id: string, rec: AttachmentRecord, state: unknown, record = true): void {
+  if (record) writeAttachmentRecord(pre.stateDir, id, rec);
+  writeStateFile(pre.stateDir, id, rec.startedAt, state);
+}
+
+/** The libcni cache entry an ADD through managed.d leaves. */
+function cached(pre: Prepared, id: string, args: [string, string][], result: Record<string, unknown>): void {
+  writeCacheEntry(pre.cacheDir, {
+    network: MANAGED_LIST, containerId: id, ifname: 'eth0', config: Buffer.from('{}'), netns: '/proc/1/ns/net', cniArgs: args, capabilityArgs: {}, result,
+  });
+}
+
+function delsOf(w: World): [string, Attachment][] {
+  return w.runner.calls.filter((c) => c.op === 'del').map((c) => [c.a.containerId, c.a]);
 }
 
 describe('docker.ts helpers', () => {
@@ -261,23 +318,22 @@ describe('Watcher', () => {
 
   it('at start-up networks running containers without eth0, adopts those with it, leaves the rest', async () => {
     let a!: FakeContainer, b!: FakeContainer, plain!: FakeContainer, host!: FakeContainer, stopped!: FakeContainer;
-    const w = await world((d) => {
+    const w = await world((d, pre) => {
       a = d.start(hexId(1), labelled('10.42.0.1/16'), { quiet: true });
       b = d.start(hexId(2), labelled('10.42.0.2/16'), { quiet: true });
       plain = d.start(hexId(3), {}, { quiet: true });
       host = d.start(hexId(4), labelled('10.42.0.4/16'), { networkMode: 'host', quiet: true });
       stopped = d.start(hexId(5), labelled('10.42.0.5/16'), { quiet: true });
       d.stop(stopped.id, { quiet: true });
+      // b already has eth0 (networked before the watcher started)
+      pre.withEth0.add(netnsOf(b));
     });
-    // b already has eth0 (networked before the watcher started)
-    w.withEth0.add(`/proc/${b.pid}/ns/net`);
-    await until('reconcile', () => w.logs.some((l) => l.includes(' add ')));
-    await w.watcher.idle();
+    await reconciled(w);
     assert.deepEqual(w.runner.calls.map((c) => [c.op, c.a.containerId]), [['add', a.id]]);
     assert.equal(w.runner.calls[0]!.a.netns, `/proc/${a.pid}/ns/net`);
     assert.equal(w.runner.calls[0]!.a.network, 'managed');
     assert.deepEqual(stateOf(w, a), { cniVersion: '0.1.0', ip4: { ip: '10.42.0.1/16' } });
-    assert.equal(stateOf(w, b), undefined);
+    assert.deepEqual(stateOf(w, b), {}, 'adopted: nothing stored its result, but it gets a state file');
     assert.ok(w.logs.some((l) => l.includes(`adopt id=${b.id.slice(0, 12)} `)));
     assert.ok(w.logs.some((l) => l.includes(`skip id=${plain.id.slice(0, 12)}`) && /none/.test(l)));
     assert.ok(w.logs.some((l) => l.includes(`skip id=${host.id.slice(0, 12)}`) && /host/.test(l)));
@@ -340,6 +396,19 @@ describe('Watcher', () => {
     assert.deepEqual(w.runner.calls, []);
   });
 
+  it('a labelled network without configurations: its failed ADD leaves no record, so its stop DELs nothing and the folder goes', async () => {
+    const w = await world(undefined, { retries: 0 });
+    w.runner.failNext.set(hexId(16), 'couldn\'t find any CNI network configurations for network "nowhere"');
+    const c = w.docker.start(hexId(16), { 'io.rancher.cni.network': 'nowhere' });
+    await until('error state', () => stateOf(w, c) !== undefined);
+    await w.watcher.idle();
+    assert.equal(recordOf(w, c.id), undefined);
+    w.docker.stop(c.id);
+    await until('folder gone', () => !hasFolder(w, c.id));
+    await w.watcher.idle();
+    assert.deepEqual(w.runner.ops(c.id), ['add']);
+  });
+
   it('a NetworkMode network without configurations is left to Docker; with some it is networked', async () => {
     const w = await world();
     const mine = w.docker.start(hexId(14), {}, { networkMode: 'bridge' });
@@ -376,6 +445,152 @@ describe('Watcher', () => {
     await w.watcher.idle();
     assert.deepEqual(w.runner.ops(keep.id), ['add']);
     assert.ok(!fs.existsSync(path.join(w.stateDir, gone.id)));
+  });
+
+  it('at start-up, the folder of a container removed while no watcher ran is DELed with its recorded network and args, then removed', async () => {
+    const id = hexId(30);
+    const args = argsFor('10.42.4.30/16');
+    const w = await world((_d, pre) => {
+      leftBehind(pre, id, { startedAt: '2025-12-31T23:00:00.000000001Z', network: 'managed', args }, { cniVersion: '0.1.0', ip4: { ip: '10.42.4.30/16' } });
+    });
+    await reconciled(w);
+    assert.deepEqual(delsOf(w), [[id, { network: 'managed', containerId: id, netns: '', args }]]);
+    assert.ok(!hasFolder(w, id), 'folder removed');
+    assert.ok(w.logs.some((l) => l.includes(`del id=${short(id)} `) && /reason=removed result=ok/.test(l)));
+    assert.ok(w.logs.some((l) => / reconcile .*folders=1 /.test(l)));
+  });
+
+  it('at start-up, a container stopped while no watcher ran is DELed and its folder removed; a running one keeps its own', async () => {
+    let stopped!: FakeContainer, running!: FakeContainer;
+    const w = await world((d, pre) => {
+      stopped = d.start(hexId(31), labelled('10.42.4.31/16'), { quiet: true });
+      running = d.start(hexId(32), labelled('10.42.4.32/16'), { quiet: true });
+      for (const c of [stopped, running]) {
+        leftBehind(pre, c.id, { startedAt: c.startedAt, network: 'managed', args: argsFor(c.labels['io.rancher.container.ip']!) }, { cniVersion: '0.1.0', ip4: { ip: c.labels['io.rancher.container.ip'] } });
+      }
+      pre.withEth0.add(netnsOf(running));
+      d.stop(stopped.id, { quiet: true });
+    });
+    await reconciled(w);
+    assert.deepEqual(delsOf(w), [[stopped.id, { network: 'managed', containerId: stopped.id, netns: '', args: argsFor('10.42.4.31/16') }]]);
+    assert.ok(!hasFolder(w, stopped.id));
+    assert.deepEqual(w.runner.ops(running.id), [], 'running with eth0: adopted, not ADDed again');
+    assert.deepEqual(stateOf(w, running), { cniVersion: '0.1.0', ip4: { ip: '10.42.4.32/16' } }, 'its state file kept as it was');
+    // The adopted one is DELed like any other once it stops.
+    w.docker.stop(running.id);
+    await until('DEL of adopted', () => w.runner.ops(running.id).includes('del'));
+    await w.watcher.idle();
+    assert.ok(!hasFolder(w, running.id));
+  });
+
+  it('at start-up, a container restarted while no watcher ran has its old start DELed, then the new one ADDed', async () => {
+    let c!: FakeContainer;
+    let first = '';
+    const w = await world((d, pre) => {
+      c = d.start(hexId(33), labelled('10.42.4.33/16'), { quiet: true });
+      first = c.startedAt;
+      leftBehind(pre, c.id, { startedAt: first, network: 'managed', args: argsFor('10.42.4.33/16') }, { cniVersion: '0.1.0', ip4: { ip: '10.42.4.33/16' } });
+      d.stop(c.id, { quiet: true });
+      d.start(c.id, c.labels, { quiet: true });
+    });
+    await reconciled(w);
+    assert.deepEqual(w.runner.ops(c.id), ['del', 'add']);
+    assert.ok(w.logs.some((l) => l.includes(`del id=${short(c.id)} `) && /reason=restarted/.test(l)));
+    assert.deepEqual(fs.readdirSync(path.join(w.stateDir, c.id)).sort(), [RECORD_FILE, c.startedAt].sort(), 'the old start\'s state file is gone');
+    assert.deepEqual(recordOf(w, c.id), { startedAt: c.startedAt, network: 'managed', args: argsFor('10.42.4.33/16') });
+  });
+
+  it('an adopted container gets its record and a state file: the libcni cached result, else what the plugin stored, else {}', async () => {
+    let fromCache!: FakeContainer, fromPlugin!: FakeContainer, unknown!: FakeContainer, known!: FakeContainer;
+    const w = await world((d, pre) => {
+      fromCache = d.start(hexId(40), labelled('10.42.5.40/16'), { quiet: true });
+      fromPlugin = d.start(hexId(41), labelled('10.42.5.41/16'), { quiet: true });
+      unknown = d.start(hexId(42), labelled('10.42.5.42/16'), { quiet: true });
+      known = d.start(hexId(43), labelled('10.42.5.43/16'), { quiet: true });
+      for (const c of [fromCache, fromPlugin, unknown, known]) pre.withEth0.add(netnsOf(c));
+      cached(pre, fromCache.id, argsFor('10.42.5.40/16'), { cniVersion: '0.1.0', ip4: { ip: '10.42.5.40/16', gateway: '10.42.0.1' } });
+      saveState({ plugin: 'cattle-bridge', network: MANAGED_LIST, containerId: fromPlugin.id, ifname: 'eth0' },
+        { netns: 'x', hostVeth: `vethr${fromPlugin.id.slice(0, 10)}`, result: { ips: [{ address: '10.42.5.41/16', gateway: '10.42.0.1' }] } });
+      // An earlier watcher's state file (without a record) is the agent's already: left as it is.
+      writeStateFile(pre.stateDir, known.id, known.startedAt, { cniVersion: '0.1.0', ip4: { ip: '10.42.5.43/16' } });
+    });
+    await reconciled(w);
+    assert.deepEqual(w.runner.calls, [], 'all adopted, nothing run');
+    assert.deepEqual((stateOf(w, fromCache) as { ip4: unknown }).ip4, { ip: '10.42.5.40/16', gateway: '10.42.0.1' });
+    assert.deepEqual((stateOf(w, fromPlugin) as { ip4: unknown }).ip4, { ip: '10.42.5.41/16', gateway: '10.42.0.1' });
+    assert.deepEqual(stateOf(w, unknown), {});
+    assert.deepEqual(stateOf(w, known), { cniVersion: '0.1.0', ip4: { ip: '10.42.5.43/16' } });
+    for (const c of [fromCache, fromPlugin, unknown, known]) {
+      assert.deepEqual(recordOf(w, c.id), { startedAt: c.startedAt, network: 'managed', args: argsFor(c.labels['io.rancher.container.ip']!) });
+    }
+    assert.ok(w.logs.some((l) => l.includes(`adopt id=${short(fromCache.id)} `) && l.includes('ip=10.42.5.40/16')));
+    // A later watcher can DEL them from the record alone: even once Docker has forgotten them.
+    await w.watcher.stop(2000);
+    await w.running;
+    for (const c of [fromCache, fromPlugin, unknown, known]) w.docker.remove(c.id, { quiet: true });
+    const again = new Watcher({
+      docker: new DockerClient(`unix://${w.docker.socket}`), runner: w.runner.run,
+      glue: { confRoot: w.confRoot, cniPath: ['/nonexistent'], cacheDir: w.cacheDir, pluginTimeoutMs: 1000 },
+      stateDir: w.stateDir, retries: 0, retryIntervalMs: 50, backoffMinMs: 20, backoffMaxMs: 100, log: (l) => w.logs.push(l),
+      hasInterface: () => false,
+    });
+    // The world's cleanup stops this one now.
+    w.watcher = again;
+    w.running = again.run();
+    await until('second reconcile', () => w.logs.filter((l) => / reconcile /.test(l)).length === 2);
+    await again.idle();
+    assert.deepEqual(delsOf(w).map(([id, a]) => [id, a.network, a.args]).sort(),
+      [fromCache, fromPlugin, unknown, known].map((c) => [c.id, 'managed', argsFor(c.labels['io.rancher.container.ip']!)]).sort());
+    for (const c of [fromCache, fromPlugin, unknown, known]) assert.ok(!hasFolder(w, c.id));
+  });
+
+  it('folders an older watcher left without a record: DEL with the network from the labels, or from the libcni cache once the container is gone', async () => {
+    let stopped!: FakeContainer;
+    const goneCached = hexId(51);
+    const goneBare = hexId(52);
+    const cachedArgs = argsFor('10.42.6.51/16');
+    const w = await world((d, pre) => {
+      stopped = d.start(hexId(50), { ...labelled('10.42.6.50/16'), 'io.rancher.container.uuid': 'u-50' }, { quiet: true });
+      d.stop(stopped.id, { quiet: true });
+      leftBehind(pre, stopped.id, { startedAt: stopped.startedAt, network: '', args: [] }, { cniVersion: '0.1.0', ip4: { ip: '10.42.6.50/16' } }, false);
+      leftBehind(pre, goneCached, { startedAt: '2025-12-31T23:00:00.000000051Z', network: '', args: [] }, { cniVersion: '0.1.0', ip4: { ip: '10.42.6.51/16' } }, false);
+      cached(pre, goneCached, cachedArgs, { cniVersion: '0.1.0', ip4: { ip: '10.42.6.51/16' } });
+      // Failed for good and never cached: nothing to DEL, the folder just goes.
+      leftBehind(pre, goneBare, { startedAt: '2025-12-31T23:00:00.000000052Z', network: '', args: [] }, { error: "Couldn't bring up network: boom" }, false);
+    });
+    await reconciled(w);
+    assert.deepEqual(delsOf(w).sort(), [
+      [stopped.id, { network: 'managed', containerId: stopped.id, netns: '', args: [['IgnoreUnknown', '1'], ['DOCKER', 'true'], ['RancherContainerUUID', 'u-50'], ['IPAddress', '10.42.6.50/16']] }],
+      [goneCached, { network: 'managed', containerId: goneCached, netns: '', args: cachedArgs }],
+    ].sort());
+    for (const id of [stopped.id, goneCached, goneBare]) assert.ok(!hasFolder(w, id), `folder of ${short(id)} removed`);
+  });
+
+  it('after a reconnect, the same: folders of containers that went or stopped meanwhile are DELed and removed, one started with eth0 is adopted', async () => {
+    const w = await world(undefined, { retries: 0 });
+    // Failed ADDs: the watcher keeps nothing in memory for them, only their folders.
+    w.runner.failNext.set(hexId(60), 'no address');
+    w.runner.failNext.set(hexId(61), 'no address');
+    const gone = w.docker.start(hexId(60), labelled('10.42.7.60/16'));
+    const stopped = w.docker.start(hexId(61), labelled('10.42.7.61/16'));
+    await until('error states', () => stateOf(w, gone) !== undefined && stateOf(w, stopped) !== undefined);
+    await w.watcher.idle();
+    w.docker.down = true;
+    w.docker.dropStreams();
+    await until('disconnect noticed', () => w.logs.some((l) => l.includes('docker-unavailable')));
+    w.docker.remove(gone.id, { quiet: true });
+    w.docker.stop(stopped.id, { quiet: true });
+    const late = w.docker.start(hexId(62), labelled('10.42.7.62/16'), { quiet: true });
+    w.withEth0.add(netnsOf(late));
+    w.docker.down = false;
+    await reconciled(w, 2);
+    assert.deepEqual(w.runner.ops(gone.id), ['add', 'del']);
+    assert.deepEqual(w.runner.ops(stopped.id), ['add', 'del']);
+    assert.deepEqual(delsOf(w).map(([id, a]) => [id, a.args]).sort(), [[gone.id, argsFor('10.42.7.60/16')], [stopped.id, argsFor('10.42.7.61/16')]].sort());
+    assert.ok(!hasFolder(w, gone.id) && !hasFolder(w, stopped.id));
+    assert.deepEqual(w.runner.ops(late.id), []);
+    assert.deepEqual(stateOf(w, late), {});
+    assert.deepEqual(recordOf(w, late.id), { startedAt: late.startedAt, network: 'managed', args: argsFor('10.42.7.62/16') });
   });
 
   it('20 containers at once: each gets its own ADD with its own address, never two operations on one container', async () => {
