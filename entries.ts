@@ -1,12 +1,13 @@
 // The names the one executable answers to, each imported lazily so that a
 // plugin start evaluates only its own modules.
 import path from 'node:path';
+import type { ProgramName } from './names.ts';
 
 export interface Entry {
   main(args: string[]): Promise<number>;
 }
 
-export const ENTRIES: Record<string, () => Promise<Entry>> = {
+export const ENTRIES: Record<ProgramName, () => Promise<Entry>> = {
   'cattle-cni': () => import('./cli/main.ts'),
   'cattle-bridge': () => import('./plugins/bridge/bridge.ts'),
   'rancher-bridge': () => import('./plugins/bridge/bridge.ts'),
@@ -40,7 +41,7 @@ export const CNI_PLUGINS: ReadonlySet<string> = new Set(['cattle-bridge', 'ranch
 /** The entry for an invocation: the invoked file name (argv0), else argv[1] (`node main.ts name`). */
 export function entryName(argv0: string, argv1: string | undefined): string {
   const invoked = path.basename(argv0);
-  if (invoked in ENTRIES) return invoked;
+  if (Object.hasOwn(ENTRIES, invoked)) return invoked;
   const second = argv1 ? path.basename(argv1) : '';
-  return second in ENTRIES ? second : invoked;
+  return Object.hasOwn(ENTRIES, second) ? second : invoked;
 }

@@ -16,7 +16,7 @@ async function start(): Promise<number> {
     process.stdout.write(`${JSON.stringify(versionInfoJSON())}\n`);
     return 0;
   }
-  const load = ENTRIES[name];
+  const load = Object.hasOwn(ENTRIES, name) ? ENTRIES[name as keyof typeof ENTRIES] : undefined;
   if (!load) {
     process.stderr.write(`cattle-cni: unknown program name "${name}"; link this executable as one of: ${Object.keys(ENTRIES).join(', ')}\n`);
     return 1;

@@ -36,8 +36,8 @@ export async function main(args: string[]): Promise<number> {
       return command === undefined ? 2 : 0;
     case 'names': {
       // The names this executable answers to: the build makes a link per name.
-      const { ENTRIES } = await import('../entries.ts');
-      process.stdout.write(`${Object.keys(ENTRIES).join('\n')}\n`);
+      const { PROGRAM_NAMES } = await import('../names.ts');
+      process.stdout.write(`${PROGRAM_NAMES.join('\n')}\n`);
       return 0;
     }
     case 'add':

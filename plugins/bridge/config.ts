@@ -1,33 +1,14 @@
 // cattle-bridge configuration: the reference bridge fields plus Rancher's.
 // Schema: conf-examples/schemas/cattle-bridge.schema.json (defaults live there).
-import { validateCattleBridge } from '../../gen/validators.js';
+import { validateCattleBridge, type CattleBridgeConf } from '../../gen/validators.js';
 import type { CniRequest } from '../../lib/skel.ts';
 import { argValue } from '../../lib/spec/args.ts';
 import { CniError, ERR_INVALID_CONFIG } from '../../lib/spec/errors.ts';
 import { containsIp, isValidIp, nthAddress, parseCidr, type Cidr } from '../../lib/ip.ts';
 import { checkArgs, requestedMac, validateWith } from '../config.ts';
 
-interface BridgeConfFields {
-  bridge: string;
-  isGateway: boolean;
-  isDefaultGateway: boolean;
-  forceAddress: boolean;
-  ipMasq: boolean;
-  hostNat: boolean;
-  mtu: number;
-  linkMTUOverhead: number;
-  hairpinMode: boolean;
-  promiscMode: boolean;
-  vlan: number;
-  enabledad: boolean;
-  macspoofchk: boolean;
-  bridgeSubnet?: string;
-  bridgeIP?: string;
-  useBridgeIPAsGateway: boolean;
-  skipBridgeConfigureIP: boolean;
-  logToFile?: string;
-  isDebugLevel: boolean;
-}
+/** The schema's fields, as validated (types generated from the schema at build time). */
+type BridgeConfFields = CattleBridgeConf;
 
 export interface BridgeConfig extends BridgeConfFields {
   network: string;

@@ -1,20 +1,13 @@
 // cattle-ptp configuration. Schema: conf-examples/schemas/cattle-ptp.schema.json
 // (defaults live there).
-import { validateCattlePtp } from '../../gen/validators.js';
+import { validateCattlePtp, type CattlePtpConf } from '../../gen/validators.js';
 import type { CniRequest } from '../../lib/skel.ts';
 import { isPlainObject } from '../../lib/spec/config.ts';
 import { CniError, ERR_INVALID_CONFIG } from '../../lib/spec/errors.ts';
 import { checkArgs, requestedMac, validateWith } from '../config.ts';
 
-interface PtpConfFields {
-  mtu: number;
-  hostVethPrefix: string;
-  hostVethMac: string;
-  allowIPForwarding: boolean;
-  routeLocalnet: boolean;
-  logToFile: string;
-  isDebugLevel: boolean;
-}
+/** The schema's fields, as validated (types generated from the schema at build time). */
+type PtpConfFields = CattlePtpConf;
 
 export interface PtpConfig extends PtpConfFields {
   network: string;
