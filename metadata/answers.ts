@@ -1,5 +1,6 @@
 // The classic rancher-metadata answers: `{"<version>": {"<client IP>" | "default": {…}}}`,
 // read from JSON or YAML, checked, and answered per client.
+import type { Node as YamlNode } from 'yaml';
 
 export const KNOWN_VERSIONS: readonly string[] = Object.freeze(['2015-07-25', '2015-12-19', '2016-07-29']);
 export const DEFAULT_CLIENT = 'default';
@@ -23,13 +24,51 @@ export function isYamlFile(file: string): boolean {
   return /\.ya?ml$/i.test(file);
 }
 
+// An anchor may be aliased this many times (times the aliases nested in it): generous for
+// answers that share records, still a stop for "billion laughs" documents.
+const MAX_ALIAS_COUNT = 10_000;
+
+/**
+ * One YAML document (YAML 1.2 core schema; anchors, aliases, `<<` merge keys, block scalars, as
+ * rancher-metadata's own example answers use) as plain JSON-like values; aliases share their value.
+ * The `yaml` package is imported here, on first use, so nothing but a YAML answers file loads it.
+ * Errors read "line L, column C: problem". Refused: several documents, tags beyond the core ones
+ * (!!binary, !!set, custom tags…), collections as keys and an alias inside its own anchor.
+ */
+export async function parseYaml(text: string): Promise<unknown> {
+  const { LineCounter, isAlias, isCollection, isNode, isPair, parseDocument, visit } = await import('yaml');
+  const lineCounter = new LineCounter();
+  const fail = (offset: number | undefined, message: string): never => {
+    const { line, col } = lineCounter.linePos(offset ?? 0);
+    throw new Error(`line ${line}, column ${col}: ${message}`);
+  };
+  const doc = parseDocument(text, {
+    schema: 'core', merge: true, resolveKnownTags: false, uniqueKeys: true, prettyErrors: false, logLevel: 'error', lineCounter,
+  });
+  const problem = doc.errors[0] ?? doc.warnings[0]; // warnings: unknown tags
+  if (problem) fail(problem.pos[0], problem.code === 'MULTIPLE_DOCS' ? 'only one YAML document is supported' : problem.message);
+  // Checked here, with a line, what toJS() would refuse without one or turn into a cycle.
+  const anchors = new Map<string, YamlNode>(); // name → the node it names (the latest one before here)
+  visit(doc, (_key, node, path) => {
+    if (isAlias(node)) {
+      const target = anchors.get(node.source);
+      if (target === undefined) fail(node.range?.[0], `unknown alias *${node.source}`);
+      else if (path.includes(target)) fail(node.range?.[0], `alias *${node.source} inside its own anchor`);
+    } else if (isPair(node)) {
+      if (isCollection(node.key)) fail(node.key.range?.[0], 'a key must be a scalar');
+    } else if (isNode(node) && node.anchor) {
+      anchors.set(node.anchor, node);
+    }
+  });
+  return doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
+}
+
 /** Parse the text of an answers file; errors name the file and the problem. */
 export async function parseAnswersText(text: string, file: string): Promise<Answers> {
   let raw: unknown;
   if (isYamlFile(file)) {
-    const { parseYaml } = await import('./yaml.ts');
     try {
-      raw = parseYaml(text);
+      raw = await parseYaml(text);
     } catch (e) {
       throw new AnswersError(`${file}: invalid YAML: ${(e as Error).message}`);
     }

@@ -5,6 +5,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { AnswersError, DEFAULT_CLIENT, emptyAnswers, isObj, isYamlFile, parseAnswersText, type Answers, type Obj } from './answers.ts';
+import { loadYaml, stringifyYaml } from './render.ts';
 
 export interface ContainerSpec {
   externalId: string;
@@ -39,7 +40,7 @@ async function readAnswers(file: string): Promise<Answers> {
 export async function writeAnswers(file: string, answers: Answers): Promise<void> {
   let text: string;
   if (isYamlFile(file)) {
-    const { stringifyYaml } = await import('./yaml.ts');
+    await loadYaml();
     text = stringifyYaml(answers);
   } else {
     text = `${JSON.stringify(answers, null, 2)}\n`;

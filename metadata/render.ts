@@ -2,7 +2,6 @@
 // YAML, and the plain-text listing (scalars raw; objects as sorted `key` /
 // `key/` lines; arrays as `index=name`, `index/` or `index` lines).
 import { isObj } from './answers.ts';
-import { stringifyYaml } from './yaml.ts';
 
 export type Format = 'text' | 'json' | 'yaml';
 
@@ -72,6 +71,41 @@ export const CONTENT_TYPES: Record<Format, string> = {
   json: 'application/json',
   yaml: 'application/yaml',
 };
+
+// YAML comes from the `yaml` package, imported on first use: a server that is never asked for
+// YAML does not load it, and no plugin's start evaluates it (the bundle runs its top level lazily).
+type YamlLib = typeof import('yaml');
+let yamlLib: YamlLib | undefined;
+
+/** Load the YAML library once; `renderValue(…, 'yaml')` and `stringifyYaml` need it loaded. */
+export async function loadYaml(): Promise<void> {
+  yamlLib ??= await import('yaml');
+}
+
+/** Whether answering in `format` needs `loadYaml()` first. */
+export function needsLoading(format: Format): boolean {
+  return format === 'yaml' && yamlLib === undefined;
+}
+
+// What rancher-metadata's Go YAML (gopkg.in/yaml.v2) writes: map keys sorted, a sequence under a
+// key at the key's indent, no line folding, shared values written out again (no anchors). A
+// string is quoted ("…") when a plain scalar would read back as something else in YAML 1.2 core
+// or in YAML 1.1, which Go's yaml.v2 speaks ("yes", "on", "2015-12-19", "1_000" stay strings).
+const YAML_OUT = {
+  schema: 'core',
+  compat: 'yaml-1.1',
+  sortMapEntries: true,
+  indentSeq: false,
+  lineWidth: 0,
+  aliasDuplicateObjects: false,
+  singleQuote: false,
+} as const;
+
+/** `value` as a YAML document (after `loadYaml()`). */
+export function stringifyYaml(value: unknown): string {
+  if (!yamlLib) throw new Error('stringifyYaml: the YAML library is not loaded (await loadYaml() first)');
+  return yamlLib.stringify(value ?? null, YAML_OUT);
+}
 
 /** The body of a successful answer. */
 export function renderValue(value: unknown, format: Format): string {

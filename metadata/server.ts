@@ -3,7 +3,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { clientTree, lookupPath, resolveVersion } from './answers.ts';
-import { CONTENT_TYPES, negotiate, renderError, renderValue, type Format } from './render.ts';
+import { CONTENT_TYPES, loadYaml, needsLoading, negotiate, renderError, renderValue, type Format } from './render.ts';
 import type { AnswersStore, ReloadResult } from './store.ts';
 
 /** rancher-metadata's long-poll limits: maxWait defaults to 60 s and is capped at 120 s. */
@@ -69,8 +69,7 @@ export function createMetadataHandler(opts: ServerOptions): http.RequestListener
   const fail = (req: http.IncomingMessage, res: http.ServerResponse, message: string, status: number, format: Format): void =>
     send(req, res, status, renderError(message, status, format), format);
 
-  return (req, res) => {
-    const format = negotiate(req.headers.accept);
+  const handle = (req: http.IncomingMessage, res: http.ServerResponse, format: Format): void => {
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.setHeader('Allow', 'GET, HEAD');
       fail(req, res, 'Method not allowed', 405, format);
@@ -141,6 +140,19 @@ export function createMetadataHandler(opts: ServerOptions): http.RequestListener
       unsubscribe();
       clearTimeout(timer);
     });
+  };
+
+  return (req, res) => {
+    const format = negotiate(req.headers.accept);
+    if (!needsLoading(format)) return handle(req, res, format);
+    // The first YAML request loads the YAML library; every later one is answered at once.
+    loadYaml().then(
+      () => handle(req, res, format),
+      (e: unknown) => {
+        opts.log?.(`cannot load YAML support: ${(e as Error).message}`);
+        if (!res.headersSent) send(req, res, 500, 'cannot answer in YAML\n', 'text');
+      },
+    );
   };
 }
 

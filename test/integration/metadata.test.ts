@@ -112,6 +112,92 @@ describe('cattle-metadata serve', () => {
   });
 });
 
+describe('cattle-metadata serving a YAML answers file (rancher-metadata example style)', () => {
+  const file = path.join(dir, 'answers.yml');
+  const text = [
+    "'2015-12-19': &id001",
+    '  default:',
+    '    containers:',
+    '    - &id002',
+    '      create_index: 1',
+    '      health_state: null',
+    '      ips:',
+    '      - 10.42.75.49',
+    '      labels:',
+    '        io.rancher.stack.name: Default',
+    '        io.rancher.scheduler.affinity:container_label_soft: io.rancher.service.deployment.unit=38d0',
+    '      name: Default_web_1',
+    '      ports: []',
+    '      primary_ip: 10.42.75.49',
+    '      uuid: c-1',
+    '    hosts:',
+    '    - &id003',
+    '      agent_ip: 192.0.2.10',
+    '      labels:',
+    "        io.rancher.host.docker_version: '1.9'",
+    '        io.rancher.host.enabled: "yes"',
+    '      name: h1',
+    '    services:',
+    '    - <<: &id004 {kind: service, scale: 1}',
+    '      containers:',
+    '      - *id002',
+    '      name: web',
+    '  10.42.75.49:',
+    '    self:',
+    '      container: *id002',
+    '      host: *id003',
+    'latest: *id001',
+    '',
+  ].join('\n');
+  const YAML_ACCEPT = { Accept: 'application/yaml', 'X-Forwarded-For': '10.42.75.49' };
+  let md: MetadataProcess;
+
+  before(async () => {
+    fs.writeFileSync(file, text);
+    md = await startMetadataExe(file, ['--xff']);
+  });
+  after(async () => {
+    assert.equal(await md.stop(), 0);
+  });
+
+  it('anchors, aliases and merge keys are served; YAML answers as Go yaml.v2 writes them', async () => {
+    assert.equal((await request(`${md.url}/latest/self/container/primary_ip`, { headers: { 'X-Forwarded-For': '10.42.75.49' } })).body, '10.42.75.49');
+    assert.equal((await request(`${md.url}/2015-12-19/services/web/kind`)).body, 'service');
+    const c = await request(`${md.url}/latest/self/container`, { headers: YAML_ACCEPT });
+    assert.equal(c.headers['content-type'], 'application/yaml');
+    assert.equal(c.body, [
+      'create_index: 1',
+      'health_state: null',
+      'ips:',
+      '- 10.42.75.49',
+      'labels:',
+      '  io.rancher.scheduler.affinity:container_label_soft: io.rancher.service.deployment.unit=38d0',
+      '  io.rancher.stack.name: Default',
+      'name: Default_web_1',
+      'ports: []',
+      'primary_ip: 10.42.75.49',
+      'uuid: c-1',
+      '',
+    ].join('\n'));
+    // Strings that would read back as numbers or YAML 1.1 booleans stay quoted.
+    assert.equal((await request(`${md.url}/latest/self/host/labels`, { headers: YAML_ACCEPT })).body,
+      'io.rancher.host.docker_version: "1.9"\nio.rancher.host.enabled: "yes"\n');
+    const nf = await request(`${md.url}/latest/nothing`, { headers: YAML_ACCEPT });
+    assert.equal(nf.status, 404);
+    assert.equal(nf.body, 'code: 404\nmessage: Not found\ntype: error\n');
+  });
+
+  it('a broken YAML file on reload is reported with its line and the old answers are kept', async () => {
+    fs.writeFileSync(file, `${text}extra: [1, 2\n`);
+    const r = await request(md.reloadUrl!, { method: 'POST' });
+    assert.equal(r.status, 500);
+    assert.match(r.body, /answers\.yml: invalid YAML: line 34, column 1: /);
+    assert.equal((await request(`${md.url}/2015-12-19/hosts/h1/name`)).body, 'h1');
+    fs.writeFileSync(file, text);
+    assert.equal((await request(md.reloadUrl!, { method: 'POST' })).status, 200);
+  });
+});
+
 describe('cattle-metadata errors and CLI', () => {
   it('refuses to start on a bad answers file, naming it', () => {
     const bad = path.join(dir, 'bad.json');

@@ -1,7 +1,7 @@
 // Content negotiation and the text/JSON/YAML renderings of rancher-metadata.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { negotiate, queryEscape, renderError, renderText, renderValue } from '../../metadata/render.ts';
+import { loadYaml, needsLoading, negotiate, queryEscape, renderError, renderText, renderValue } from '../../metadata/render.ts';
 
 describe('negotiate', () => {
   it('text by default and for */*; JSON and YAML when asked', () => {
@@ -45,14 +45,24 @@ describe('renderText', () => {
 });
 
 describe('renderValue / renderError', () => {
-  it('JSON and YAML bodies', () => {
+  it('YAML needs the library loaded first; text and JSON never do', async () => {
+    assert.equal(needsLoading('text'), false);
+    assert.equal(needsLoading('json'), false);
+    if (needsLoading('yaml')) assert.throws(() => renderValue({}, 'yaml'), /await loadYaml\(\) first/);
+    await loadYaml();
+    assert.equal(needsLoading('yaml'), false);
+  });
+
+  it('JSON and YAML bodies', async () => {
+    await loadYaml();
     assert.equal(renderValue({ a: [1, 'x'] }, 'json'), '{"a":[1,"x"]}');
     assert.equal(renderValue(undefined, 'json'), 'null');
     assert.equal(renderValue({ b: 1, a: [1, 'x'] }, 'yaml'), 'a:\n- 1\n- x\nb: 1\n');
     assert.equal(renderValue('10.0.0.1', 'yaml'), '10.0.0.1\n');
   });
 
-  it('errors in rancher-metadata shape', () => {
+  it('errors in rancher-metadata shape', async () => {
+    await loadYaml();
     assert.equal(renderError('Not found', 404, 'json'), '{"code":404,"message":"Not found","type":"error"}\n');
     assert.equal(renderError('Not found', 404, 'text'), 'Not found\n');
     assert.equal(renderError('Not found', 404, 'yaml'), 'code: 404\nmessage: Not found\ntype: error\n');
