@@ -33,3 +33,20 @@ export class NetlinkError extends Error {
 export function isErrno(e: unknown, ...codes: string[]): boolean {
   return e instanceof Error && codes.includes((e as { code?: string }).code ?? '');
 }
+
+/**
+ * A reply the decoder cannot read: a bad TLV, a fixed-size attribute of the
+ * wrong length, a header shorter than its struct. `where` names the message
+ * and the attribute path, e.g. "RTM_NEWLINK IFLA_LINKINFO/IFLA_INFO_DATA/IFLA_VXLAN_PORT".
+ */
+export class NetlinkDecodeError extends Error {
+  readonly where: string;
+  readonly detail: string;
+
+  constructor(where: string, detail: string) {
+    super(`${where}: ${detail}`);
+    this.name = 'NetlinkDecodeError';
+    this.where = where;
+    this.detail = detail;
+  }
+}

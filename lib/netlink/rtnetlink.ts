@@ -3,10 +3,16 @@
 // NetlinkError with the errno name and what was being done.
 import { isErrno } from './errors.ts';
 import { NetlinkSocket, RTMGRP_LINK, type SocketOptions } from './socket.ts';
-import { NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REPLACE } from './wire.ts';
+import { NLM_F_APPEND, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REPLACE } from './wire.ts';
 import * as m from './rtnl.ts';
 
-export type { Link, Address, Route, Neighbour, VethSpec, BridgeSpec, RouteSpec, BridgePortFlags, LinkAttrs } from './rtnl.ts';
+/** The numbers callers need (IFF_*, RT_SCOPE_*, NUD_*, NTF_*, AF_*…), from one import. */
+export * from './constants.ts';
+
+export type {
+  Link, Address, Route, Neighbour, VethSpec, BridgeSpec, VxlanSpec, VxlanInfo, RouteSpec, BridgePortFlags, LinkAttrs,
+  NeighbourSpec, FdbSpec,
+} from './rtnl.ts';
 
 export interface LinkFilter {
   kind?: string;
@@ -40,6 +46,11 @@ export class Rtnetlink {
 
   createBridge(b: m.BridgeSpec): void {
     this.sock.request(`create bridge ${b.name}`, m.RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, m.encodeNewBridge(b));
+  }
+
+  /** `ip link add NAME type vxlan id VNI dstport PORT [nolearning] [proxy] [local IP] [dev UNDERLAY]` */
+  createVxlan(v: m.VxlanSpec): void {
+    this.sock.request(`create vxlan ${v.name} (vni ${v.vni})`, m.RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, m.encodeNewVxlan(v));
   }
 
   /** The link with this name, or undefined when there is none (ENODEV). */
@@ -206,18 +217,76 @@ export class Rtnetlink {
   routes(f: { family?: 4 | 6; table?: number; oif?: number } = {}): m.Route[] {
     const fam = f.family ? m.familyOf(f.family) : m.AF_UNSPEC;
     const table = f.table ?? m.RT_TABLE_MAIN;
-    const replies = this.sock.request('list routes', m.RTM_GETROUTE, NLM_F_DUMP, m.encodeGetRoute(fam, table));
-    return replies.map((r) => m.decodeRoute(r.payload))
+    const replies = this.sock.request('list routes', m.RTM_GETROUTE, NLM_F_DUMP, m.encodeGetRoute(fam, table, f.oif));
+    // An AF_UNSPEC dump also brings MPLS and multicast routing tables: not ours to read.
+    return replies.filter((r) => isInet(r.payload)).map((r) => m.decodeRoute(r.payload))
       .filter((r) => r.table === table && (f.oif === undefined || r.oif === f.oif));
   }
 
-  // ---- neighbours ----
+  // ---- neighbours (ARP/ND) ----
 
+  /** `ip neigh add DST lladdr MAC dev … nud permanent` (fails with EEXIST when there is one). */
+  addNeighbour(index: number, n: m.NeighbourSpec): void {
+    this.sock.request(`add neighbour ${n.dst} on #${index}`, m.RTM_NEWNEIGH, NLM_F_CREATE | NLM_F_EXCL, m.encodeNeighbour(index, n));
+  }
+
+  /** `ip neigh replace DST lladdr MAC dev … nud permanent` */
+  replaceNeighbour(index: number, n: m.NeighbourSpec): void {
+    this.sock.request(`replace neighbour ${n.dst} on #${index}`, m.RTM_NEWNEIGH, NLM_F_CREATE | NLM_F_REPLACE, m.encodeNeighbour(index, n));
+  }
+
+  /** `ip neigh del DST dev …` */
+  delNeighbour(index: number, dst: string): void {
+    this.sock.request(`delete neighbour ${dst} on #${index}`, m.RTM_DELNEIGH, 0, m.encodeNeighbour(index, { dst, state: 0 }));
+  }
+
+  /** ARP and ND entries; the device filter is applied by the kernel (NDA_IFINDEX) and again here. */
   neighbours(f: { index?: number; family?: 4 | 6 } = {}): m.Neighbour[] {
     const fam = f.family ? m.familyOf(f.family) : m.AF_UNSPEC;
     const replies = this.sock.request('list neighbours', m.RTM_GETNEIGH, NLM_F_DUMP, m.encodeGetNeighbour(fam, f.index));
-    return replies.map((r) => m.decodeNeighbour(r.payload)).filter((n) => f.index === undefined || n.index === f.index);
+    return replies.filter((r) => isInet(r.payload)).map((r) => m.decodeNeighbour(r.payload))
+      .filter((n) => f.index === undefined || n.index === f.index);
   }
+
+  // ---- FDB entries of a device (AF_BRIDGE neighbours) ----
+
+  /** `bridge fdb add MAC dev … [dst IP] self permanent` (EEXIST when the MAC is there). */
+  addFdb(index: number, e: m.FdbSpec): void {
+    this.sock.request(`add fdb ${describeFdb(e)} on #${index}`, m.RTM_NEWNEIGH, NLM_F_CREATE | NLM_F_EXCL, m.encodeFdb(index, e));
+  }
+
+  /**
+   * `bridge fdb append MAC dev … dst IP`: one more destination for the MAC;
+   * with 00:00:00:00:00:00 on a VXLAN device, one more VTEP to flood to.
+   */
+  appendFdb(index: number, e: m.FdbSpec): void {
+    this.sock.request(`append fdb ${describeFdb(e)} on #${index}`, m.RTM_NEWNEIGH, NLM_F_CREATE | NLM_F_APPEND, m.encodeFdb(index, e));
+  }
+
+  /** `bridge fdb replace MAC dev … dst IP`: the MAC now has this destination only. */
+  replaceFdb(index: number, e: m.FdbSpec): void {
+    this.sock.request(`replace fdb ${describeFdb(e)} on #${index}`, m.RTM_NEWNEIGH, NLM_F_CREATE | NLM_F_REPLACE, m.encodeFdb(index, e));
+  }
+
+  /** `bridge fdb del MAC dev … [dst IP]`: with dst, that destination only; without, the whole entry. */
+  delFdb(index: number, e: m.FdbSpec): void {
+    this.sock.request(`delete fdb ${describeFdb(e)} on #${index}`, m.RTM_DELNEIGH, 0, m.encodeFdb(index, e));
+  }
+
+  /** FDB entries of one device (`bridge fdb show dev …`), filtered by the kernel (NDA_IFINDEX) and again here. */
+  fdb(index: number): m.Neighbour[] {
+    const replies = this.sock.request(`list fdb of #${index}`, m.RTM_GETNEIGH, NLM_F_DUMP, m.encodeGetNeighbour(m.AF_BRIDGE, index));
+    return replies.map((r) => m.decodeNeighbour(r.payload)).filter((n) => n.family === m.AF_BRIDGE && n.index === index);
+  }
+}
+
+function isInet(payload: Buffer): boolean {
+  const family = payload[0];
+  return family === m.AF_INET || family === m.AF_INET6;
+}
+
+function describeFdb(e: m.FdbSpec): string {
+  return `${e.mac}${e.dst ? ` dst ${e.dst}` : ''}`;
 }
 
 function describeRoute(r: m.RouteSpec): string {

@@ -6,7 +6,7 @@ import { native } from '../native.ts';
 import { NetlinkError } from './errors.ts';
 import { netlinkTrace } from './trace.ts';
 import {
-  encodeMessage, parseAck, parseMessages, NLM_F_ACK, NLM_F_DUMP, NLM_F_MULTI, NLM_F_REQUEST,
+  encodeMessage, parseAck, parseDone, parseMessages, NLM_F_ACK, NLM_F_DUMP, NLM_F_MULTI, NLM_F_REQUEST,
   NLMSG_DONE, NLMSG_ERROR, NLMSG_NOOP, type Message,
 } from './wire.ts';
 
@@ -73,8 +73,8 @@ export class NetlinkSocket {
           return replies;
         }
         if (m.type === NLMSG_DONE) {
-          const err = m.payload.length >= 4 ? -m.payload.readInt32LE(0) : 0;
-          if (err > 0) throw new NetlinkError(operation, err);
+          const done = parseDone(m);
+          if (done.errno !== 0) throw new NetlinkError(operation, done.errno, done.message);
           return replies;
         }
         if (m.type === NLMSG_NOOP) continue;

@@ -1,5 +1,6 @@
 // Netlink wire format: message headers and TLV attributes. Pure functions over
 // Buffers, no I/O, so that every encoding can be checked against golden bytes.
+import { NetlinkDecodeError } from './errors.ts';
 
 /** Any Buffer view (subarrays of received datagrams included). */
 export type Bytes = Buffer<ArrayBufferLike>;
@@ -20,6 +21,7 @@ export const NLM_F_DUMP = NLM_F_ROOT | NLM_F_MATCH;
 export const NLM_F_REPLACE = 0x100;
 export const NLM_F_EXCL = 0x200;
 export const NLM_F_CREATE = 0x400;
+export const NLM_F_APPEND = 0x800;
 /** Set on an NLMSG_ERROR whose trailer carries extended-ack TLVs. */
 export const NLM_F_ACK_TLVS = 0x200;
 /** Set on an NLMSG_ERROR that does not echo the whole request. */
@@ -80,23 +82,29 @@ export interface Attribute {
   data: Bytes;
 }
 
-/** Split a run of attributes; the NESTED and byte-order flags are masked off. */
-export function parseAttributes(buf: Bytes): Attribute[] {
+/**
+ * Split a run of attributes; the NESTED and byte-order flags are masked off.
+ * A TLV that does not fit is a NetlinkDecodeError naming `where` and the offset.
+ */
+export function parseAttributes(buf: Bytes, where = 'attributes'): Attribute[] {
   const out: Attribute[] = [];
   let off = 0;
-  while (off + NLA_HDRLEN <= buf.length) {
+  while (off < buf.length) {
+    const rest = buf.length - off;
+    if (rest < NLA_HDRLEN) throw new NetlinkDecodeError(where, `${rest} stray byte${rest === 1 ? '' : 's'} at offset ${off}, not an attribute`);
     const len = buf.readUInt16LE(off);
-    if (len < NLA_HDRLEN || off + len > buf.length) break;
-    out.push({ type: buf.readUInt16LE(off + 2) & NLA_TYPE_MASK, data: buf.subarray(off + NLA_HDRLEN, off + len) });
+    const type = buf.readUInt16LE(off + 2) & NLA_TYPE_MASK;
+    if (len < NLA_HDRLEN || len > rest) throw new NetlinkDecodeError(where, `attribute type ${type} at offset ${off} has length ${len}, ${rest} bytes left`);
+    out.push({ type, data: buf.subarray(off + NLA_HDRLEN, off + len) });
     off += align4(len);
   }
   return out;
 }
 
 /** Attributes as a map by type (last one wins, which is what the kernel sends once). */
-export function attributeMap(buf: Bytes): Map<number, Bytes> {
+export function attributeMap(buf: Bytes, where?: string): Map<number, Bytes> {
   const m = new Map<number, Bytes>();
-  for (const a of parseAttributes(buf)) m.set(a.type, a.data);
+  for (const a of parseAttributes(buf, where)) m.set(a.type, a.data);
   return m;
 }
 
@@ -127,13 +135,16 @@ export interface Message extends MessageHeader {
   payload: Bytes;
 }
 
-/** Split a datagram into messages. */
+/** Split a datagram into messages; a header that does not fit is a NetlinkDecodeError. */
 export function parseMessages(buf: Bytes): Message[] {
   const out: Message[] = [];
   let off = 0;
-  while (off + NLMSG_HDRLEN <= buf.length) {
-    const len = buf.readUInt32LE(off);
-    if (len < NLMSG_HDRLEN || off + len > buf.length) break;
+  while (off < buf.length) {
+    const rest = buf.length - off;
+    const len = rest >= NLMSG_HDRLEN ? buf.readUInt32LE(off) : 0;
+    if (len < NLMSG_HDRLEN || len > rest) {
+      throw new NetlinkDecodeError('netlink datagram', `message at offset ${off} has length ${len}, ${rest} bytes left`);
+    }
     out.push({
       type: buf.readUInt16LE(off + 4),
       flags: buf.readUInt16LE(off + 6),
@@ -161,6 +172,20 @@ export function parseAck(msg: Message): AckError {
   // The echoed request is just its header when capped, the whole request otherwise.
   const echoedLen = msg.flags & NLM_F_CAPPED ? NLMSG_HDRLEN : msg.payload.readUInt32LE(4);
   const tlvs = msg.payload.subarray(4 + align4(echoedLen));
-  const text = attributeMap(tlvs).get(NLMSGERR_ATTR_MSG);
+  const text = attributeMap(tlvs, 'NLMSG_ERROR').get(NLMSGERR_ATTR_MSG);
+  return text ? { errno, message: readString(text) } : { errno };
+}
+
+/**
+ * Decode an NLMSG_DONE payload: int error (0, or minus an errno when the dump
+ * failed), then extended-ack TLVs when NLM_F_ACK_TLVS is set (a dump request
+ * the kernel rejected: "Invalid values in header for neighbor dump request").
+ */
+export function parseDone(msg: Message): AckError {
+  if (msg.payload.length < 4) return { errno: 0 };
+  const raw = msg.payload.readInt32LE(0);
+  const errno = raw < 0 ? -raw : raw;
+  if (!(msg.flags & NLM_F_ACK_TLVS)) return { errno };
+  const text = attributeMap(msg.payload.subarray(4), 'NLMSG_DONE').get(NLMSGERR_ATTR_MSG);
   return text ? { errno, message: readString(text) } : { errno };
 }

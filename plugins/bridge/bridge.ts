@@ -9,7 +9,7 @@ import { runPlugin, processIO } from '../../lib/skel.ts';
 import { CniError, ERR_INTERNAL, ERR_INVALID_CONFIG, ERR_NOT_AVAILABLE } from '../../lib/spec/errors.ts';
 import type { Result, ResultRoute } from '../../lib/spec/result.ts';
 import { Rtnetlink, type Link } from '../../lib/netlink/rtnetlink.ts';
-import { BRIDGE_VLAN_INFO_PVID, BRIDGE_VLAN_INFO_UNTAGGED } from '../../lib/netlink/rtnl.ts';
+import { BRIDGE_VLAN_INFO_PVID, BRIDGE_VLAN_INFO_UNTAGGED, IFF_PROMISC, IFF_UP } from '../../lib/netlink/rtnl.ts';
 import { isErrno } from '../../lib/netlink/errors.ts';
 import { sysctlSet } from '../../lib/sysctl.ts';
 import { containsIp, nthAddress, parseCidr, type Cidr } from '../../lib/ip.ts';
@@ -111,8 +111,8 @@ function ensureBridge(host: Rtnetlink, conf: BridgeConfig): Link {
       }
     }
     if (!macIsPinned(br) && br.mac) host.setMac(br.index, br.mac);
-    if (conf.promiscMode && !(br.flags & 0x100)) host.setPromisc(br.index, true);
-    if (!(br.flags & 1)) host.setUp(br.index);
+    if (conf.promiscMode && !(br.flags & IFF_PROMISC)) host.setPromisc(br.index, true);
+    if (!(br.flags & IFF_UP)) host.setUp(br.index);
     if (conf.bridgeAddress && !conf.skipBridgeConfigureIP) ensureBridgeAddress(host, br, conf.bridgeAddress, conf.forceAddress);
     return host.linkByIndex(br.index) ?? br;
   } finally {
@@ -122,9 +122,9 @@ function ensureBridge(host: Rtnetlink, conf: BridgeConfig): Link {
 
 /** Nothing for ensureBridge to change (read-only check). */
 function bridgeReady(host: Rtnetlink, br: Link, conf: BridgeConfig): boolean {
-  if (br.kind !== 'bridge' || !(br.flags & 1) || !macIsPinned(br)) return false;
+  if (br.kind !== 'bridge' || !(br.flags & IFF_UP) || !macIsPinned(br)) return false;
   if (conf.vlan > 0 && br.vlanFiltering !== true) return false;
-  if (conf.promiscMode && !(br.flags & 0x100)) return false;
+  if (conf.promiscMode && !(br.flags & IFF_PROMISC)) return false;
   return !conf.bridgeAddress || conf.skipBridgeConfigureIP || hasAddress(host, br, conf.bridgeAddress);
 }
 

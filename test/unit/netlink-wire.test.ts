@@ -1,9 +1,11 @@
-// Netlink encoding against golden bytes (hand-derived from the kernel's
-// struct layouts) and decoding of replies captured from a real kernel.
+// Netlink wire format: attribute helpers and nlmsghdr framing against golden
+// bytes, the strict splitting of datagrams and attribute runs, acks and the
+// extended-ack text of NLMSG_ERROR and NLMSG_DONE. The rtnetlink message
+// bodies are in netlink-encode (encoders) and netlink-decode (captured replies).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as w from '../../lib/netlink/wire.ts';
-import * as m from '../../lib/netlink/rtnl.ts';
+import { NetlinkDecodeError } from '../../lib/netlink/errors.ts';
 
 const hex = (b: Buffer) => b.toString('hex');
 const from = (s: string) => Buffer.from(s.replace(/\s+/g, ''), 'hex');
@@ -12,61 +14,24 @@ test('attribute: header, NUL-terminated string, padded to 4 bytes', () => {
   assert.equal(hex(w.attrString(3, 'lo')), '0700' + '0300' + '6c6f00' + '00');
   assert.equal(hex(w.attrU32(4, 1500)), '0800' + '0400' + 'dc050000');
   assert.equal(hex(w.attrU8(4, 1)), '0500' + '0400' + '01' + '000000');
+  assert.equal(hex(w.attrU16(5, 42)), '0600' + '0500' + '2a00' + '0000');
+  assert.equal(hex(w.attrS32(37, -1)), '0800' + '2500' + 'ffffffff');
   assert.equal(hex(w.attrNested(18, [w.attrString(1, 'veth')])), '1000' + '1280' + '0900' + '0100' + '7665746800' + '000000');
 });
 
-test('RTM_GETLINK by name: full message', () => {
-  const msg = w.encodeMessage({ type: m.RTM_GETLINK, flags: w.NLM_F_REQUEST | w.NLM_F_ACK, seq: 1, pid: 0 }, m.encodeGetLink({ name: 'lo' }));
-  assert.equal(hex(msg), from(`
-    28000000 1200 0500 01000000 00000000
-    00 00 0000 00000000 00000000 00000000
-    0700 0300 6c6f00 00`).toString('hex'));
+test('nlmsghdr: length without the payload padding, type, flags, seq, pid', () => {
+  assert.equal(hex(w.encodeMessage({ type: 28, flags: 0xc05, seq: 0x01020304, pid: 7 }, from('0102 03'))),
+    '13000000' + '1c00' + '050c' + '04030201' + '07000000' + '010203' + '00');
 });
 
-test('veth with peer in another netns: nested linkinfo layout', () => {
-  const body = m.encodeNewVeth({ name: 'vh', peerName: 'eth0', peerNetnsFd: 7, mtu: 1400 });
-  assert.equal(hex(body), from(`
-    00000000 00000000 00000000 00000000
-    0700 0300 766800 00
-    0800 0400 78050000
-    4400 1280
-      0900 0100 7665746800 000000
-      3400 0280
-        3000 0100
-          00000000 00000000 00000000 00000000
-          0900 0300 6574683000 000000
-          0800 0400 78050000
-          0800 1c00 07000000`).toString('hex'));
-});
-
-test('set link up: flags and change mask in ifinfomsg', () => {
-  assert.equal(hex(m.encodeSetLink(5, {}, { set: m.IFF_UP, mask: m.IFF_UP })),
-    '00000000' + '05000000' + '01000000' + '01000000');
-  assert.equal(hex(m.encodeSetLink(5, { master: 0 })), '00000000' + '05000000' + '0000000000000000' + '0800' + '0a00' + '00000000');
-});
-
-test('IPv4 address carries IFA_LOCAL and IFA_ADDRESS; nodad in ifa_flags', () => {
-  assert.equal(hex(m.encodeAddress({ index: 2, address: '10.1.2.3/24', flags: m.IFA_F_NODAD })),
-    '02' + '18' + '02' + '00' + '02000000' + '0800' + '0200' + '0a010203' + '0800' + '0100' + '0a010203');
-  assert.equal(hex(m.encodeAddress({ index: 3, address: 'fd00::1/64' })),
-    '0a' + '40' + '00' + '00' + '03000000' + '1400' + '0100' + 'fd000000000000000000000000000001');
-});
-
-test('routes: default via gateway (no RTA_DST), on-link scope when no gateway, table > 255', () => {
-  assert.equal(hex(m.encodeRoute({ dst: '0.0.0.0/0', gw: '10.0.0.1', oif: 4 })),
-    '02' + '00' + '00' + '00' + 'fe' + '03' + '00' + '01' + '00000000' + '0800' + '0500' + '0a000001' + '0800' + '0400' + '04000000');
-  assert.equal(hex(m.encodeRoute({ dst: '169.254.1.1/32', oif: 4 })),
-    '02' + '20' + '00' + '00' + 'fe' + '03' + 'fd' + '01' + '00000000' + '0800' + '0100' + 'a9fe0101' + '0800' + '0400' + '04000000');
-  const t = m.encodeRoute({ dst: '10.0.0.0/8', gw: '10.0.0.1', table: 1000, onlink: true, mtu: 1400 });
-  assert.equal(t.readUInt8(4), 0, 'rtm_table is 0 when RTA_TABLE carries the id');
-  assert.equal(t.readUInt32LE(8), m.RTNH_F_ONLINK);
-  assert.match(hex(t), /08000f00e8030000/, 'RTA_TABLE 1000');
-  assert.match(hex(t), /0c0008800800020078050000/, 'RTA_METRICS { RTAX_MTU 1400 }');
-});
-
-test('bridge port hairpin: AF_BRIDGE + IFLA_PROTINFO { IFLA_BRPORT_MODE }', () => {
-  assert.equal(hex(m.encodeBridgePort(9, { hairpin: true })),
-    '07000000' + '09000000' + '0000000000000000' + '0c00' + '0c80' + '0500' + '0400' + '01000000');
+test('parseAttributes: masks the NESTED flag, keeps order; a bad TLV is an error naming where', () => {
+  const run = Buffer.concat([w.attrNested(18, [w.attrString(1, 'veth')]), w.attrU32(4, 1500)]);
+  assert.deepEqual(w.parseAttributes(run).map((x) => [x.type, x.data.length]), [[18, 12], [4, 4]]);
+  assert.throws(() => w.parseAttributes(run.subarray(0, run.length - 2), 'IFLA'),
+    (e: unknown) => e instanceof NetlinkDecodeError && e.message === 'IFLA: attribute type 4 at offset 16 has length 8, 6 bytes left');
+  assert.throws(() => w.parseAttributes(from('0100 0100')), /attribute type 1 at offset 0 has length 1, 4 bytes left/);
+  assert.throws(() => w.parseAttributes(from('00')), /1 stray byte at offset 0/);
+  assert.deepEqual(w.parseAttributes(Buffer.alloc(0)), []);
 });
 
 test('message parsing: multi-part datagram and NLMSG_ERROR with extended ack text', () => {
@@ -83,27 +48,20 @@ test('message parsing: multi-part datagram and NLMSG_ERROR with extended ack tex
   assert.deepEqual(w.parseAck({ type: w.NLMSG_ERROR, flags: 0, seq: 1, pid: 0, payload: from('00000000') }), { errno: 0 });
 });
 
-test('decode a link reply captured from the kernel (veth, operstate, linkinfo)', () => {
-  const payload = Buffer.concat([
-    from('00 00 0100 05000000 02100000 00000000'),
-    w.attrString(3, 'vethr1234'),
-    w.attrU32(4, 1450),
-    w.attr(1, from('aabbccddeeff')),
-    w.attrU32(10, 3),
-    w.attrU8(16, 6),
-    w.attrString(20, 'cattle:abc/eth0'),
-    w.attrU32(5, 2),
-    w.attrNested(18, [w.attrString(1, 'veth'), w.attrString(4, 'bridge')]),
-  ]);
-  assert.deepEqual(m.decodeLink(payload), {
-    index: 5, flags: 0x1002, name: 'vethr1234', mtu: 1450, mac: 'aa:bb:cc:dd:ee:ff', master: 3,
-    operState: 'up', alias: 'cattle:abc/eth0', parentIndex: 2, kind: 'veth', slaveKind: 'bridge',
-  });
+test('message parsing: a header that does not fit the datagram is an error, not a silent stop', () => {
+  const one = w.encodeMessage({ type: 16, flags: 2, seq: 1, pid: 0 }, Buffer.alloc(16));
+  assert.equal(w.parseMessages(one).length, 1);
+  assert.throws(() => w.parseMessages(Buffer.concat([one, one.subarray(0, 20)])),
+    (e: unknown) => e instanceof NetlinkDecodeError && e.message === 'netlink datagram: message at offset 32 has length 32, 20 bytes left');
+  assert.throws(() => w.parseMessages(Buffer.concat([one, Buffer.alloc(8)])), /message at offset 32 has length 0, 8 bytes left/);
 });
 
-test('decode address and route replies', () => {
-  const addr = Buffer.concat([from('02 18 80 00 02000000'), w.attr(2, from('0a010203')), w.attr(1, from('0a010203')), w.attrString(3, 'eth0')]);
-  assert.deepEqual(m.decodeAddress(addr), { index: 2, family: 4, address: '10.1.2.3', prefix: 24, cidr: '10.1.2.3/24', flags: 0x80, scope: 0, label: 'eth0' });
-  const route = Buffer.concat([from('0a 00 00 00 fe 03 00 01 00000000'), w.attr(5, from('fe800000000000000000000000000001')), w.attrU32(4, 7), w.attrU32(15, 254)]);
-  assert.deepEqual(m.decodeRoute(route), { family: 6, dst: '::/0', gw: 'fe80::1', oif: 7, scope: 0, table: 254, protocol: 3, type: 1, flags: 0 });
+test('NLMSG_DONE: plain end of dump, a failed dump, and the extended-ack text of a rejected dump request', () => {
+  const done = (flags: number, payload: Buffer) => ({ type: w.NLMSG_DONE, flags, seq: 1, pid: 0, payload });
+  assert.deepEqual(w.parseDone(done(w.NLM_F_MULTI, from('00000000'))), { errno: 0 });
+  assert.deepEqual(w.parseDone(done(w.NLM_F_MULTI, Buffer.alloc(0))), { errno: 0 });
+  assert.deepEqual(w.parseDone(done(w.NLM_F_MULTI | w.NLM_F_ACK_TLVS, Buffer.concat([
+    from('eaffffff'), // -22 EINVAL
+    w.attrString(1, 'Invalid values in header for neighbor dump request'),
+  ]))), { errno: 22, message: 'Invalid values in header for neighbor dump request' });
 });
