@@ -7,12 +7,12 @@ import fs from 'node:fs';
 import type { CniRequest, PluginSpec } from '../../lib/skel.ts';
 import { runPlugin, processIO } from '../../lib/skel.ts';
 import { CniError, ERR_INTERNAL, ERR_INVALID_CONFIG, ERR_NOT_AVAILABLE } from '../../lib/spec/errors.ts';
-import type { Result, ResultRoute } from '../../lib/spec/result.ts';
+import type { Result } from '../../lib/spec/result.ts';
 import { Rtnetlink, type Link } from '../../lib/netlink/rtnetlink.ts';
 import { BRIDGE_VLAN_INFO_PVID, BRIDGE_VLAN_INFO_UNTAGGED, IFF_PROMISC, IFF_UP } from '../../lib/netlink/rtnl.ts';
 import { isErrno } from '../../lib/netlink/errors.ts';
 import { sysctlSet } from '../../lib/sysctl.ts';
-import { containsIp, nthAddress, parseCidr, type Cidr } from '../../lib/ip.ts';
+import { containsIp, parseCidr, type Cidr } from '../../lib/ip.ts';
 import { hashedVethName, isOwnedBy, type Owner } from '../../lib/hostveth.ts';
 import { masqChainName, masqComment, masqPresent, setupMasq, teardownMasq } from '../../lib/masq.ts';
 import { ipamStatus } from '../../lib/ipam.ts';
@@ -20,6 +20,7 @@ import { acquireLock, lockNames, removeIdleLock } from '../../lib/lock.ts';
 import { SUITE_VERSION } from '../../lib/version.ts';
 import type { Netns } from '../../lib/netns.ts';
 import { loadBridgeConfig, type BridgeConfig } from './config.ts';
+import { containerRoutes, gatewayFor } from './routes.ts';
 import { addAttachment, checkAttachment, createVethPair, delAttachment, gcAttachments, type VethPlugin } from '../attachment.ts';
 import { checkContainerState, containerSysctls, ipsOf } from '../common.ts';
 
@@ -206,12 +207,6 @@ function attachToBridge(host: Rtnetlink, veth: Link, bridge: Link, conf: BridgeC
   host.setUp(veth.index);
 }
 
-/** The gateway of each IP: IPAM's, the bridge's own IPv4 (useBridgeIPAsGateway), or network + 1. */
-function gatewayFor(conf: BridgeConfig, ip: Cidr, given: string | undefined, bridgeIPv4: string | undefined): string {
-  if (conf.useBridgeIPAsGateway && ip.family === 4 && bridgeIPv4) return bridgeIPv4;
-  return given ?? nthAddress(ip, 1);
-}
-
 function configureContainer(cont: Rtnetlink, ns: Netns, ifname: string, conf: BridgeConfig, ipam: Result, macHint: string | undefined): Link {
   const link = cont.linkByName(ifname)!;
   containerSysctls(ns, ifname, { enableDad: conf.enabledad });
@@ -228,28 +223,6 @@ function configureContainer(cont: Rtnetlink, ns: Netns, ifname: string, conf: Br
     }
   }
   return cont.linkByIndex(link.index) ?? link;
-}
-
-/** IPAM routes (a route without gw goes via the gateway), plus the default route for isDefaultGateway. */
-function containerRoutes(conf: BridgeConfig, ipam: Result, bridgeIPv4: string | undefined): ResultRoute[] {
-  const ips = ipsOf(ipam);
-  const gwOf = (family: 4 | 6) => {
-    const ip = ips.find((i) => i.cidr.family === family);
-    return ip ? gatewayFor(conf, ip.cidr, ip.gateway, bridgeIPv4) : undefined;
-  };
-  const routes: ResultRoute[] = [];
-  for (const r of ipam.routes ?? []) {
-    const family = parseCidr(r.dst).family;
-    routes.push({ ...r, gw: r.gw ?? gwOf(family) });
-  }
-  if (conf.isDefaultGateway) {
-    for (const family of [4, 6] as const) {
-      const gw = gwOf(family);
-      const dst = family === 4 ? '0.0.0.0/0' : '::/0';
-      if (gw && !routes.some((r) => parseCidr(r.dst).prefix === 0 && parseCidr(r.dst).family === family)) routes.push({ dst, gw });
-    }
-  }
-  return routes;
 }
 
 /** isGateway: the gateway address on the bridge (other addresses kept) and forwarding on. */

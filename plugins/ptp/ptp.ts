@@ -12,7 +12,7 @@ import { Rtnetlink, type Link } from '../../lib/netlink/rtnetlink.ts';
 import { RT_SCOPE_LINK, RT_SCOPE_UNIVERSE } from '../../lib/netlink/rtnl.ts';
 import { isErrno } from '../../lib/netlink/errors.ts';
 import { interfaceKey, sysctlGet, sysctlSet } from '../../lib/sysctl.ts';
-import { bytesToIp, macToBytes, parseCidr, type Cidr, type Family } from '../../lib/ip.ts';
+import { parseCidr } from '../../lib/ip.ts';
 import { hashedVethName, isOwnedBy, type Owner } from '../../lib/hostveth.ts';
 import { ipamStatus } from '../../lib/ipam.ts';
 import { listStates } from '../../lib/state.ts';
@@ -20,45 +20,16 @@ import { Logger } from '../../lib/log.ts';
 import { SUITE_VERSION } from '../../lib/version.ts';
 import type { Netns } from '../../lib/netns.ts';
 import { loadPtpConfig, type PtpConfig } from './config.ts';
+import { GATEWAY4, containerRoutes, gatewayOf, linkLocalOf, podIps, type PodIp } from './routes.ts';
 import { addAttachment, checkAttachment, createVethPair, delAttachment, gcAttachments, type AttachmentState, type VethPlugin } from '../attachment.ts';
-import { checkContainerState, containerSysctls, ipsOf } from '../common.ts';
+import { checkContainerState, containerSysctls } from '../common.ts';
 
 const PLUGIN = 'cattle-ptp';
-/** The pods' IPv4 gateway: link-local, assigned to nobody, answered by proxy ARP. */
-export const GATEWAY4 = '169.254.1.1';
 /** How long ADD waits for the host veth to come up (kernel notification, not polling). */
 const UP_TIMEOUT_MS = 2000;
 
 export function hostVethName(conf: PtpConfig, o: Owner): string {
   return hashedVethName(conf.hostVethPrefix, o);
-}
-
-/** The EUI-64 link-local address of a MAC (ee:ee:ee:ee:ee:ee → fe80::ecee:eeff:feee:eeee): the pods' IPv6 gateway. */
-export function linkLocalOf(mac: string): string {
-  const m = macToBytes(mac);
-  const b = Buffer.alloc(16);
-  b[0] = 0xfe;
-  b[1] = 0x80;
-  b[8] = m[0]! ^ 0x02;
-  b[9] = m[1]!;
-  b[10] = m[2]!;
-  b[11] = 0xff;
-  b[12] = 0xfe;
-  b[13] = m[3]!;
-  b[14] = m[4]!;
-  b[15] = m[5]!;
-  return bytesToIp(b);
-}
-
-/** A pod address: the IPAM address with the prefix the pod gets (/32 or /128). */
-interface PodIp {
-  cidr: Cidr;
-  /** e.g. 10.42.0.5/32 */
-  host: string;
-}
-
-function gatewayOf(conf: PtpConfig, family: Family): string {
-  return family === 4 ? GATEWAY4 : linkLocalOf(conf.hostVethMac);
 }
 
 // ---- ADD --------------------------------------------------------------------
@@ -91,11 +62,6 @@ function add(req: CniRequest): Promise<Result> {
 
 function del(req: CniRequest): Promise<void> {
   return delAttachment(steps, req);
-}
-
-/** Every IPAM address, narrowed to a host prefix: the pod shares no subnet with anyone. */
-function podIps(ipam: Result): PodIp[] {
-  return ipsOf(ipam).map(({ cidr }) => ({ cidr, host: `${cidr.ip}/${cidr.family === 4 ? 32 : 128}` }));
 }
 
 // ---- ADD step 1: host side ----------------------------------------------------
@@ -188,36 +154,6 @@ function addRouteOnce(rt: Rtnetlink, r: Parameters<Rtnetlink['addRoute']>[0]): v
   } catch (e) {
     if (!isErrno(e, 'EEXIST')) throw e;
   }
-}
-
-/**
- * The default route of each family the pod has an address of, then the IPAM
- * routes, all via the gateway: with a /32 the pod has no other neighbour, so
- * IPAM's own next hops are not reachable. Routes of a family the pod has no
- * address of are left out.
- */
-function containerRoutes(conf: PtpConfig, ipam: Result, ips: PodIp[]): ResultRoute[] {
-  const families = new Set(ips.map((i) => i.cidr.family));
-  const routes: ResultRoute[] = [];
-  const seen = new Set<string>();
-  for (const family of [4, 6] as const) {
-    if (!families.has(family)) continue;
-    const dst = family === 4 ? '0.0.0.0/0' : '::/0';
-    routes.push({ dst, gw: gatewayOf(conf, family) });
-    seen.add(dst);
-  }
-  for (const r of ipam.routes ?? []) {
-    const dst = parseCidr(r.dst);
-    const key = `${dst.ip}/${dst.prefix}`;
-    if (!families.has(dst.family) || dst.prefix === 0 || seen.has(key)) continue;
-    seen.add(key);
-    const route: ResultRoute = { dst: r.dst, gw: gatewayOf(conf, dst.family) };
-    if (r.mtu !== undefined) route.mtu = r.mtu;
-    if (r.advmss !== undefined) route.advmss = r.advmss;
-    if (r.priority !== undefined) route.priority = r.priority;
-    routes.push(route);
-  }
-  return routes;
 }
 
 function buildResult(req: CniRequest, conf: PtpConfig, host: Rtnetlink, cont: Rtnetlink, hostVeth: Link, contLink: Link,

@@ -67,6 +67,30 @@ export function cniAsync(cmd: string, a: Attach): Promise<RunResult> {
   });
 }
 
+/** The run succeeded (exit 0); the message shows what the plugin said otherwise. */
+export function assertOk(r: { code: number | null; stdout: string; stderr: string }): void {
+  assert.equal(r.code, 0, `exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
+}
+
+/** The run failed with exactly one CNI error object of this code, whose msg + details match. */
+export function assertCniError(r: { code: number | null; stdout: string }, code: number, msg: RegExp): void {
+  assert.equal(r.code, 1, r.stdout);
+  const e = JSON.parse(r.stdout) as { code: number; msg: string; details?: string };
+  assert.equal(e.code, code, r.stdout);
+  assert.match(`${e.msg} ${e.details ?? ''}`, msg);
+}
+
+/** The veth links in a netns, by name (except the given ones, e.g. an uplink). */
+export function vethNames(ns: TestNetns, except: string[] = []): string[] {
+  return links(ns).filter((l) => l.linkinfo?.info_kind === 'veth' && !except.includes(l.ifname)).map((l) => l.ifname);
+}
+
+/** host-local IPAM sections, each with a data dir of its own under `dataDir`. */
+export function hostLocalIpam(dataDir: () => string): (ranges: string[], extra?: object) => Record<string, unknown> {
+  let seq = 0;
+  return (ranges, extra = {}) => ({ type: 'host-local', ranges: ranges.map((subnet) => [{ subnet }]), dataDir: path.join(dataDir(), `n${++seq}`), ...extra });
+}
+
 export function tempDir(prefix: string): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
   return dir;

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { cleanupAll, makeNetns, netnsNames, rootLinkNames, ROOT, type TestNetns } from '../helpers/harness.ts';
-import { assertCurrentShape, cni, cniAsync, links, markOf, ping, tempDir, type Attach } from '../helpers/cni.ts';
+import { assertCurrentShape, assertOk, cni, cniAsync, hostLocalIpam, links, markOf, ping, tempDir, vethNames, type Attach } from '../helpers/cni.ts';
 
 let linksBefore: string[];
 let nsBefore: string[];
@@ -18,9 +18,9 @@ before(() => {
 });
 after(() => fs.rmSync(dataDir, { recursive: true, force: true }));
 
-let seq = 0;
+const hostLocalRanges = hostLocalIpam(() => dataDir);
 function hostLocal(subnet = '10.77.0.0/24', extra: object = {}): object {
-  return { type: 'host-local', ranges: [[{ subnet }]], dataDir: path.join(dataDir, `n${++seq}`), ...extra };
+  return hostLocalRanges([subnet], extra);
 }
 
 // Debian's host-local (1.1.1) speaks up to 1.0.0.
@@ -32,13 +32,8 @@ function attach(host: TestNetns, pod: TestNetns | undefined, c: object, id: stri
   return { plugin: 'cattle-bridge', host, conf: c, containerId: id, netns: pod?.path, ...more };
 }
 
-function ok(r: { code: number | null; stdout: string; stderr: string }): void {
-  assert.equal(r.code, 0, `exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
-}
-
-function hostVeths(host: TestNetns): string[] {
-  return links(host).filter((l) => l.linkinfo?.info_kind === 'veth').map((l) => l.ifname);
-}
+const ok = assertOk;
+const hostVeths = (host: TestNetns) => vethNames(host);
 
 test('two containers on one bridge reach each other and the gateway; MTU and MAC as configured', () => {
   const host = makeNetns('cbr-host');

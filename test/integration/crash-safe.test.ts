@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { makeNetns, type TestNetns } from '../helpers/harness.ts';
-import { cni, links, markOf, ping, tempDir, type Attach } from '../helpers/cni.ts';
+import { assertCniError, assertOk, cni, links, markOf, ping, tempDir, vethNames, type Attach } from '../helpers/cni.ts';
 
 const dirs = tempDir('ccni-crash-');
 after(() => fs.rmSync(dirs, { recursive: true, force: true }));
@@ -25,20 +25,9 @@ function attach(plugin: Plugin, host: TestNetns, pod: TestNetns | undefined, c: 
   return { plugin, host, conf: c, containerId: id, netns: pod?.path, args: `IgnoreUnknown=1;IPAddress=${ip}`, extraEnv: env };
 }
 
-function ok(r: { code: number | null; stdout: string; stderr: string }): void {
-  assert.equal(r.code, 0, `exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
-}
-
-function cniError(r: { code: number | null; stdout: string }, code: number, msg: RegExp): void {
-  assert.equal(r.code, 1, r.stdout);
-  const e = JSON.parse(r.stdout) as { code: number; msg: string; details?: string };
-  assert.equal(e.code, code, r.stdout);
-  assert.match(`${e.msg} ${e.details ?? ''}`, msg);
-}
-
-function veths(ns: TestNetns): string[] {
-  return links(ns).filter((l) => l.linkinfo?.info_kind === 'veth').map((l) => l.ifname);
-}
+const ok = assertOk;
+const cniError = assertCniError;
+const veths = (ns: TestNetns) => vethNames(ns);
 
 function filesUnder(dir: string): string[] {
   if (!fs.existsSync(dir)) return [];

@@ -4,7 +4,9 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { currentNetnsId, openNetns, withNetnsSync, NetnsError } from '../../lib/netns.ts';
 
-test('withNetnsSync runs inside the target, restores afterwards, and rejects async functions', () => {
+const NOT_ROOT = process.getuid?.() !== 0 ? 'needs root: it makes a network namespace and switches into it' : false;
+
+test('withNetnsSync runs inside the target, restores afterwards, and rejects async functions', { skip: NOT_ROOT }, () => {
   const name = `ccni-guard-${process.pid}`;
   spawnSync('ip', ['netns', 'add', name]);
   try {

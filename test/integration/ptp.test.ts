@@ -9,7 +9,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { cleanupAll, makeNetns, netnsNames, rootLinkNames, ROOT, trackPid, untrackPid, type TestNetns } from '../helpers/harness.ts';
-import { assertCurrentShape, cni, cniAsync, links, markOf, ping, tempDir, type Attach } from '../helpers/cni.ts';
+import { assertCurrentShape, assertOk, cni, cniAsync, hostLocalIpam, links, markOf, ping, tempDir, vethNames, type Attach } from '../helpers/cni.ts';
 import { hashedVethName } from '../../lib/hostveth.ts';
 
 const HOST_ADDR = '192.168.252.1';
@@ -28,9 +28,9 @@ before(() => {
 });
 after(() => fs.rmSync(dataDir, { recursive: true, force: true }));
 
-let seq = 0;
+const hostLocalRanges = hostLocalIpam(() => dataDir);
 function hostLocal(ranges: string[] = ['10.78.0.0/24'], extra: object = {}): Record<string, unknown> {
-  return { type: 'host-local', ranges: ranges.map((subnet) => [{ subnet }]), dataDir: path.join(dataDir, `n${++seq}`), ...extra };
+  return hostLocalRanges(ranges, extra);
 }
 
 // Debian's host-local (1.1.1) speaks up to 1.0.0.
@@ -42,9 +42,7 @@ function attach(host: TestNetns, pod: TestNetns | undefined, c: object, id: stri
   return { plugin: 'cattle-ptp', host, conf: c, containerId: id, netns: pod?.path, ...more };
 }
 
-function ok(r: { code: number | null; stdout: string; stderr: string }): void {
-  assert.equal(r.code, 0, `exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
-}
+const ok = assertOk;
 
 interface PtpResult {
   cniVersion: string;
@@ -76,7 +74,7 @@ function makeHost(): TestNetns {
 }
 
 function hostVeths(host: TestNetns): string[] {
-  return links(host).filter((l) => l.linkinfo?.info_kind === 'veth' && l.ifname !== 'up0').map((l) => l.ifname);
+  return vethNames(host, ['up0']);
 }
 
 function podLinks(pod: TestNetns): string[] {
