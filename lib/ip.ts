@@ -47,8 +47,8 @@ export function bytesToIp(bytes: Uint8Array): string {
 export function networkOf(c: Cidr): string {
   const addr = ipaddr.parse(c.ip);
   const net = addr.kind() === 'ipv4'
-    ? ipaddr.IPv4.networkAddressFromCIDR(`${c.ip}/${c.prefix}`)
-    : ipaddr.IPv6.networkAddressFromCIDR(`${c.ip}/${c.prefix}`);
+    ? ipaddr.IPv4.networkAddressFromCIDR(formatCidr(c))
+    : ipaddr.IPv6.networkAddressFromCIDR(formatCidr(c));
   return `${net.toString()}/${c.prefix}`;
 }
 

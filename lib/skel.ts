@@ -7,7 +7,7 @@ import { parseCniArgs } from './spec/args.ts';
 import type { ArgPair } from './spec/args.ts';
 import { parseConfig } from './spec/config.ts';
 import type { NetConf } from './spec/config.ts';
-import { parseEnv } from './spec/env.ts';
+import { parseEnv, type CniEnv } from './spec/env.ts';
 import { CniError, ERR_INVALID_NETNS, ERR_IO, errorJSON, toCniError } from './spec/errors.ts';
 import { formatResult } from './spec/result.ts';
 import type { Result } from './spec/result.ts';
@@ -15,15 +15,11 @@ import { CURRENT_VERSION, isSupportedVersion, SUPPORTED_VERSIONS, versionInfoJSO
 
 export type PluginCommand = 'ADD' | 'DEL' | 'CHECK' | 'GC' | 'STATUS';
 
-export interface CniRequest {
+/** A plugin's request: the CNI environment (lib/spec/env.ts) with CNI_ARGS parsed, the config and stdin. */
+export interface CniRequest extends Omit<CniEnv, 'command' | 'args'> {
   command: PluginCommand;
-  containerId: string;
-  /** '' when the runtime gave none (DEL after the netns is gone, GC, STATUS). */
-  netns: string;
-  ifname: string;
   args: ArgPair[];
   rawArgs: string;
-  path: string[];
   config: NetConf;
   /** The exact bytes received, for delegating to IPAM plugins. */
   stdin: Buffer;

@@ -12,7 +12,7 @@ import type { CniRequest } from '../lib/skel.ts';
 import { CniError, ERR_INTERNAL } from '../lib/spec/errors.ts';
 import type { Result } from '../lib/spec/result.ts';
 import { Rtnetlink, type Link } from '../lib/netlink/rtnetlink.ts';
-import { isErrno } from '../lib/netlink/errors.ts';
+import { ignoreErrno } from '../lib/netlink/errors.ts';
 import { isOfNetwork, isOwnedBy, markNames, ownerMark, parseOwnerMark, type Owner, type ParsedMark } from '../lib/hostveth.ts';
 import { checkIpamType, ipamCheck, ipamDel, ipamGc, startIpamAdd } from '../lib/ipam.ts';
 import { prevResultOf } from '../lib/spec/config.ts';
@@ -374,9 +374,5 @@ function withHost<T>(fn: (host: Rtnetlink) => T): T {
 }
 
 export function deleteLinkQuietly(host: Rtnetlink, index: number): void {
-  try {
-    host.deleteLink(index);
-  } catch (e) {
-    if (!isErrno(e, 'ENODEV')) throw e;
-  }
+  ignoreErrno(() => host.deleteLink(index), 'ENODEV');
 }

@@ -8,7 +8,7 @@ import type { Result, ResultIP } from '../lib/spec/result.ts';
 import { NetnsError, openNetns, netnsId, type Netns } from '../lib/netns.ts';
 import { interfaceKey, sysctlSet } from '../lib/sysctl.ts';
 import { withNetnsSync } from '../lib/netns.ts';
-import { networkOf, parseCidr, type Cidr } from '../lib/ip.ts';
+import { formatCidr, networkOf, parseCidr, type Cidr } from '../lib/ip.ts';
 import { ipFamily } from '../lib/ip.ts';
 import type { Rtnetlink } from '../lib/netlink/rtnetlink.ts';
 
@@ -75,7 +75,7 @@ export function checkContainerState(cont: Rtnetlink, ifname: string, prev: Resul
   for (const ip of prev.ips ?? []) {
     if (ip.interface !== undefined && !isOurIface(ip.interface)) continue;
     const c = parseCidr(ip.address);
-    if (!have.has(`${c.ip}/${c.prefix}`)) throw new CniError(ERR_INTERNAL, `address ${ip.address} missing on ${ifname} in the container`);
+    if (!have.has(formatCidr(c))) throw new CniError(ERR_INTERNAL, `address ${ip.address} missing on ${ifname} in the container`);
   }
   const routes = [...cont.routes({ family: 4 }), ...cont.routes({ family: 6 })];
   // Each address implies its connected (prefix) route: without it the pod is cut off.
@@ -90,10 +90,16 @@ export function checkContainerState(cont: Rtnetlink, ifname: string, prev: Resul
   }
   for (const r of prev.routes ?? []) {
     const dst = parseCidr(r.dst);
-    const dstKey = `${dst.ip}/${dst.prefix}`;
+    const dstKey = formatCidr(dst);
     const found = routes.some((k) => k.dst === dstKey && (!r.gw || k.gw === r.gw));
     if (!found) throw new CniError(ERR_INTERNAL, `route ${r.dst}${r.gw ? ` via ${r.gw}` : ''} missing in the container`);
   }
+}
+
+/** The result's DNS: IPAM's when it gave any, else the netconf's. */
+export function chooseDns(req: CniRequest, ipam: Result): Result['dns'] {
+  const dns = ipam.dns && Object.keys(ipam.dns).length ? ipam.dns : req.config.dns;
+  return dns && Object.keys(dns).length ? dns : undefined;
 }
 
 export { ipFamily };

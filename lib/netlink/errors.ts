@@ -50,3 +50,12 @@ export class NetlinkDecodeError extends Error {
     this.detail = detail;
   }
 }
+
+/** Run fn; a kernel error with one of these codes means "already so" and is not an error. */
+export function ignoreErrno(fn: () => void, ...codes: string[]): void {
+  try {
+    fn();
+  } catch (e) {
+    if (!isErrno(e, ...codes)) throw e;
+  }
+}

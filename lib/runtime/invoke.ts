@@ -2,19 +2,11 @@
 // result or error JSON out. Synchronous on purpose: a runtime call is one exec.
 import { spawnSync } from 'node:child_process';
 import { CniError, ERR_DECODE, ERR_INTERNAL } from '../spec/errors.ts';
-import type { CniCommand } from '../spec/env.ts';
+import type { CniEnv } from '../spec/env.ts';
 
 /** What the runtime tells a plugin through CNI_* variables. */
-export interface PluginCall {
-  command: CniCommand;
-  containerId: string;
-  netns: string;
-  ifname: string;
-  /** CNI_ARGS as sent: "K=V;K2=V2". */
-  args: string;
-  /** Plugin directories (CNI_PATH). */
-  path: readonly string[];
-}
+/** What a runtime passes a plugin in CNI_* variables: the one shape of the CNI environment (lib/spec/env.ts). */
+export type PluginCall = CniEnv;
 
 export interface ExecOptions {
   /** Environment the CNI_* variables are added to (default: this process's). */

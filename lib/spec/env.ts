@@ -15,7 +15,7 @@ export interface CniEnv {
   /** Raw CNI_ARGS; parse with parseCniArgs. */
   args: string;
   /** CNI_PATH split on ':' with empty entries removed. */
-  path: string[];
+  path: readonly string[];
 }
 
 type EnvVar = 'CNI_CONTAINERID' | 'CNI_NETNS' | 'CNI_IFNAME' | 'CNI_PATH';

@@ -10,9 +10,9 @@ import { CniError, ERR_INTERNAL, ERR_INVALID_CONFIG, ERR_NOT_AVAILABLE } from '.
 import type { Result } from '../../lib/spec/result.ts';
 import { Rtnetlink, type Link } from '../../lib/netlink/rtnetlink.ts';
 import { BRIDGE_VLAN_INFO_PVID, BRIDGE_VLAN_INFO_UNTAGGED, IFF_PROMISC, IFF_UP } from '../../lib/netlink/rtnl.ts';
-import { isErrno } from '../../lib/netlink/errors.ts';
+import { ignoreErrno, isErrno } from '../../lib/netlink/errors.ts';
 import { sysctlSet } from '../../lib/sysctl.ts';
-import { containsIp, parseCidr, type Cidr } from '../../lib/ip.ts';
+import { formatCidr, containsIp, parseCidr, type Cidr } from '../../lib/ip.ts';
 import { hashedVethName, isOwnedBy, type Owner } from '../../lib/hostveth.ts';
 import { masqChainName, masqComment, masqPresent, setupMasq, teardownMasq } from '../../lib/masq.ts';
 import { ipamStatus } from '../../lib/ipam.ts';
@@ -22,7 +22,7 @@ import type { Netns } from '../../lib/netns.ts';
 import { loadBridgeConfig, type BridgeConfig } from './config.ts';
 import { containerRoutes, gatewayFor } from './routes.ts';
 import { addAttachment, checkAttachment, createVethPair, delAttachment, gcAttachments, type VethPlugin } from '../attachment.ts';
-import { checkContainerState, containerSysctls, ipsOf } from '../common.ts';
+import { checkContainerState, chooseDns, containerSysctls, ipsOf } from '../common.ts';
 
 const PLUGIN = 'cattle-bridge';
 const BRIDGE_LOCK_PREFIX = 'bridge-';
@@ -157,7 +157,7 @@ function macIsPinned(br: Link): boolean {
 }
 
 function hasAddress(host: Rtnetlink, br: Link, addr: Cidr): boolean {
-  const want = `${addr.ip}/${addr.prefix}`;
+  const want = formatCidr(addr);
   return host.addresses({ index: br.index, family: addr.family }).some((a) => a.cidr === want);
 }
 
@@ -174,7 +174,7 @@ function vlanSupportError(e: unknown, conf: BridgeConfig): unknown {
  * subnet overlaps is an error unless forceAddress (then it is replaced).
  */
 function ensureBridgeAddress(host: Rtnetlink, br: Link, addr: Cidr, force: boolean): void {
-  const want = `${addr.ip}/${addr.prefix}`;
+  const want = formatCidr(addr);
   for (const a of host.addresses({ index: br.index, family: addr.family })) {
     if (a.cidr === want) return;
     if (addr.family === 6 && a.scope === 253) continue; // link-local
@@ -186,11 +186,7 @@ function ensureBridgeAddress(host: Rtnetlink, br: Link, addr: Cidr, force: boole
     }
     host.delAddress(br.index, a.cidr);
   }
-  try {
-    host.addAddress(br.index, want);
-  } catch (e) {
-    if (!isErrno(e, 'EEXIST')) throw e;
-  }
+  ignoreErrno(() => host.addAddress(br.index, want), 'EEXIST');
 }
 
 function attachToBridge(host: Rtnetlink, veth: Link, bridge: Link, conf: BridgeConfig): void {
@@ -198,11 +194,8 @@ function attachToBridge(host: Rtnetlink, veth: Link, bridge: Link, conf: BridgeC
   if (conf.hairpinMode) host.setBridgePort(veth.index, { hairpin: true });
   if (conf.vlan > 0) {
     host.addBridgeVlan(veth.index, conf.vlan, BRIDGE_VLAN_INFO_PVID | BRIDGE_VLAN_INFO_UNTAGGED);
-    try {
-      host.delBridgeVlan(veth.index, 1); // the default VLAN would otherwise still carry the port's traffic
-    } catch (e) {
-      if (!isErrno(e, 'ENOENT', 'EINVAL')) throw e;
-    }
+    // The default VLAN would otherwise still carry the port's traffic.
+    ignoreErrno(() => host.delBridgeVlan(veth.index, 1), 'ENOENT', 'EINVAL');
   }
   host.setUp(veth.index);
 }
@@ -216,11 +209,7 @@ function configureContainer(cont: Rtnetlink, ns: Netns, ifname: string, conf: Br
   cont.setUp(link.index);
   const bridgeIPv4 = conf.bridgeAddress?.family === 4 ? conf.bridgeAddress.ip : undefined;
   for (const r of containerRoutes(conf, ipam, bridgeIPv4)) {
-    try {
-      cont.addRoute({ dst: r.dst, gw: r.gw, oif: link.index });
-    } catch (e) {
-      if (!isErrno(e, 'EEXIST')) throw e;
-    }
+    ignoreErrno(() => cont.addRoute({ dst: r.dst, gw: r.gw, oif: link.index }), 'EEXIST');
   }
   return cont.linkByIndex(link.index) ?? link;
 }
@@ -263,8 +252,8 @@ function buildResult(req: CniRequest, conf: BridgeConfig, host: Rtnetlink, cont:
     ips: (ipam.ips ?? []).map((ip) => ({ interface: 2, address: ip.address, gateway: conf.isGateway || ip.gateway ? gateways.get(ip.address) : undefined })),
     routes: containerRoutes(conf, ipam, bridgeIPv4),
   };
-  const dns = ipam.dns && Object.keys(ipam.dns).length ? ipam.dns : req.config.dns;
-  if (dns && Object.keys(dns).length) result.dns = dns;
+  const dns = chooseDns(req, ipam);
+  if (dns) result.dns = dns;
   return result;
 }
 

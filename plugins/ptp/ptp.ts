@@ -10,7 +10,7 @@ import { CniError, ERR_INTERNAL } from '../../lib/spec/errors.ts';
 import type { Result, ResultRoute } from '../../lib/spec/result.ts';
 import { Rtnetlink, type Link } from '../../lib/netlink/rtnetlink.ts';
 import { RT_SCOPE_LINK, RT_SCOPE_UNIVERSE } from '../../lib/netlink/rtnl.ts';
-import { isErrno } from '../../lib/netlink/errors.ts';
+import { ignoreErrno, isErrno } from '../../lib/netlink/errors.ts';
 import { interfaceKey, sysctlGet, sysctlSet } from '../../lib/sysctl.ts';
 import { parseCidr } from '../../lib/ip.ts';
 import { hashedVethName, isOwnedBy, type Owner } from '../../lib/hostveth.ts';
@@ -22,7 +22,7 @@ import type { Netns } from '../../lib/netns.ts';
 import { loadPtpConfig, type PtpConfig } from './config.ts';
 import { GATEWAY4, containerRoutes, gatewayOf, linkLocalOf, podIps, type PodIp } from './routes.ts';
 import { addAttachment, checkAttachment, createVethPair, delAttachment, gcAttachments, type AttachmentState, type VethPlugin } from '../attachment.ts';
-import { checkContainerState, containerSysctls } from '../common.ts';
+import { checkContainerState, chooseDns, containerSysctls } from '../common.ts';
 
 const PLUGIN = 'cattle-ptp';
 /** How long ADD waits for the host veth to come up (kernel notification, not polling). */
@@ -149,11 +149,7 @@ function configureContainerSide(cont: Rtnetlink, ns: Netns, ifname: string, conf
 }
 
 function addRouteOnce(rt: Rtnetlink, r: Parameters<Rtnetlink['addRoute']>[0]): void {
-  try {
-    rt.addRoute(r);
-  } catch (e) {
-    if (!isErrno(e, 'EEXIST')) throw e;
-  }
+  ignoreErrno(() => rt.addRoute(r), 'EEXIST');
 }
 
 function buildResult(req: CniRequest, conf: PtpConfig, host: Rtnetlink, cont: Rtnetlink, hostVeth: Link, contLink: Link,
@@ -174,8 +170,8 @@ function buildResult(req: CniRequest, conf: PtpConfig, host: Rtnetlink, cont: Rt
     ips: ips.map((ip) => ({ interface: 1, address: ip.host, gateway: gatewayOf(conf, ip.cidr.family) })),
     routes,
   };
-  const dns = ipam.dns && Object.keys(ipam.dns).length ? ipam.dns : req.config.dns;
-  if (dns && Object.keys(dns).length) result.dns = dns;
+  const dns = chooseDns(req, ipam);
+  if (dns) result.dns = dns;
   return result;
 }
 

@@ -2,7 +2,7 @@
 // (169.254.1.1 and the host veth's link-local) and its routes. No kernel
 // access: unit-tested on their own.
 import type { Result, ResultRoute } from '../../lib/spec/result.ts';
-import { bytesToIp, macToBytes, parseCidr, type Cidr, type Family } from '../../lib/ip.ts';
+import { formatCidr, bytesToIp, macToBytes, parseCidr, type Cidr, type Family } from '../../lib/ip.ts';
 import { ipsOf } from '../common.ts';
 import type { PtpConfig } from './config.ts';
 
@@ -59,7 +59,7 @@ export function containerRoutes(conf: Pick<PtpConfig, 'hostVethMac'>, ipam: Resu
   }
   for (const r of ipam.routes ?? []) {
     const dst = parseCidr(r.dst);
-    const key = `${dst.ip}/${dst.prefix}`;
+    const key = formatCidr(dst);
     if (!families.has(dst.family) || dst.prefix === 0 || seen.has(key)) continue;
     seen.add(key);
     const route: ResultRoute = { dst: r.dst, gw: gatewayOf(conf, dst.family) };
