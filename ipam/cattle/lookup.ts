@@ -2,12 +2,14 @@
 // deadline: look at /containers; when the record is not there yet, wait for the
 // next metadata change with the /version long-poll and look again. A failing
 // service (down, slow, 5xx, garbage) is retried with a short backoff until the
-// deadline. Every request carries its own timeout.
+// deadline. Every request carries its own timeout. Two answers end the lookup at
+// once: the record with invalid data (code 7; cattle will not fix it in seconds)
+// and an answer over its size cap (code 11; reading it again costs the same).
 import { validateMetadataContainers } from '../../gen/validators.js';
-import { httpGetJson, longPoll, MetadataHttpError, MetadataTimeoutError } from '../../lib/metadata-client.ts';
+import { httpGetJson, httpGetObjectList, longPoll, MetadataHttpError, MetadataTimeoutError, MetadataTooLargeError } from '../../lib/metadata-client.ts';
 import { isIP } from 'node:net';
 import { isValidMac } from '../../lib/ip.ts';
-import { CniError, ERR_TRY_AGAIN_LATER } from '../../lib/spec/errors.ts';
+import { CniError, ERR_INVALID_CONFIG, ERR_TRY_AGAIN_LATER } from '../../lib/spec/errors.ts';
 
 /** A plain request (not a long-poll) never waits longer than this. */
 export const REQUEST_TIMEOUT_MS = 5000;
@@ -75,7 +77,9 @@ export async function findContainer(target: LookupTarget, opts: LookupOptions): 
   const pause = async (): Promise<void> => {
     const ms = Math.min(backoff, Math.max(0, remaining()));
     backoff = Math.min(backoff * 2, BACKOFF_MAX_MS);
-    if (ms > 0) await sleep(ms);
+    if (ms <= 0) return;
+    event('backing off', { ms });
+    await sleep(ms);
   };
 
   while (remaining() > 0) {
@@ -111,11 +115,12 @@ export async function findContainer(target: LookupTarget, opts: LookupOptions): 
       const t0 = performance.now();
       const maxWaitS = Math.max(1, Math.min(LONG_POLL_S, Math.floor(budget / 1000)));
       let next: unknown;
+      const pollTimeoutMs = maxWaitS * 1000 + LONG_POLL_SLACK_MS;
       try {
-        next = await longPoll(versionUrl, before, { maxWaitS, timeoutMs: Math.min(budget, maxWaitS * 1000 + LONG_POLL_SLACK_MS) });
+        next = await longPoll(versionUrl, before, { maxWaitS, timeoutMs: Math.min(budget, pollTimeoutMs) });
       } catch (e) {
         // Cut short by our own deadline while the server was (rightly) holding it: not a failure.
-        if (remaining() <= 0 && e instanceof MetadataTimeoutError) break;
+        if (e instanceof MetadataTimeoutError && budget < pollTimeoutMs) break;
         throw e;
       }
       seenVersion = versionString(next, versionUrl);
@@ -130,11 +135,15 @@ export async function findContainer(target: LookupTarget, opts: LookupOptions): 
     } catch (e) {
       const message = e instanceof Error ? e.message : String(e);
       event('metadata request failed', { error: message });
-      // A request cut short by our own deadline says less than the failure before it.
-      if (!(e instanceof MetadataTimeoutError && remaining() <= 0 && lastError !== undefined)) lastError = message;
+      const final = finalError(e, opts.baseUrl);
+      if (final) throw final;
+      // A request cut short by our own deadline (its timeout was what the deadline left, and timers
+      // may fire a little before performance.now() agrees) says less than the failure before it.
+      const cutByDeadline = e instanceof MetadataTimeoutError && e.timeoutMs < REQUEST_TIMEOUT_MS;
+      if (!(cutByDeadline && lastError !== undefined)) lastError = message;
       seenVersion = undefined; // after a failure nothing we saw is known to be current
       lookFirst = true; // and the next try looks at /containers before anything else
-      if (remaining() <= 0) break;
+      if (cutByDeadline || remaining() <= 0) break;
       await pause();
     }
   }
@@ -149,49 +158,76 @@ async function readVersion(url: string, budget: number): Promise<string> {
   return versionString(await httpGetJson(url, { timeoutMs: Math.min(REQUEST_TIMEOUT_MS, Math.max(1, budget)) }), url);
 }
 
+/** Errors no retry mends before the deadline, thrown at once: retrying would only cost the same again. */
+function finalError(e: unknown, server: string): CniError | undefined {
+  if (e instanceof CniError) return e; // the record itself is invalid
+  if (e instanceof MetadataTooLargeError) return new CniError(ERR_TRY_AGAIN_LATER, `the metadata service ${server} sent an answer over the size cap`, e.message);
+  return undefined;
+}
+
 async function lookOnce(url: string, target: LookupTarget, budget: number): Promise<Outcome> {
-  let body: unknown;
+  // Record by record, and only the records that mention the target are parsed and checked: the
+  // list of a large environment is never held whole, and other containers' records are not ours.
+  const mentioning = [target.containerId, target.uuid].filter((v) => v !== undefined && v !== '').map((v) => JSON.stringify(v));
+  let found: ContainerRecord | undefined;
   try {
-    body = await httpGetJson(url, { timeoutMs: Math.min(REQUEST_TIMEOUT_MS, Math.max(1, budget)) });
+    await httpGetObjectList(url, { timeoutMs: Math.min(REQUEST_TIMEOUT_MS, Math.max(1, budget)), mentioning }, (c) => {
+      if (found === undefined && isTargetRecord(c, url, target) && matchesTarget(c, target)) found = checkRecord(c, url);
+    });
   } catch (e) {
     // No containers key yet (a fresh answers file) is "not there yet", worth waiting for;
     // an unknown API version is not.
     if (e instanceof MetadataHttpError && e.status === 404 && !/Invalid version/i.test(e.body)) return { absent: true, noList: true };
     throw e;
   }
-  if (!validateMetadataContainers(body)) {
-    const e = validateMetadataContainers.errors?.[0];
-    throw new Error(`unexpected answer from ${url}: ${e ? `${e.instancePath || 'the answer'} ${e.message ?? 'is invalid'}` : 'invalid'}`);
-  }
-  const record = matchRecord(body as Record<string, unknown>[], target);
-  if (!record) return { absent: true };
-  return { record: checkRecord(record, url) };
+  return found ? { record: found } : { absent: true };
 }
 
-/** The first container whose external_id or uuid matches and that has an address. */
-export function matchRecord(containers: Record<string, unknown>[], target: LookupTarget): Record<string, unknown> | undefined {
-  return containers.find((c) => {
-    const ip = c.primary_ip;
-    if (typeof ip !== 'string' || ip === '') return false;
-    return c.external_id === target.containerId || (target.uuid !== undefined && target.uuid !== '' && c.uuid === target.uuid);
-  });
+/**
+ * Whether a record that mentions the target is the target's own, checked against
+ * metadata-containers.schema.json (which coerces in place): the target's record failing it is
+ * invalid data. A mention elsewhere (another record's label, say) is not ours.
+ */
+function isTargetRecord(c: Record<string, unknown>, url: string, target: LookupTarget): boolean {
+  const valid = validateMetadataContainers([c]);
+  if (!namesTarget(c, target)) return false;
+  if (valid) return true;
+  const e = validateMetadataContainers.errors?.[0];
+  const path = (e?.instancePath ?? '').replace(/^\/0\//, ''); // "/0/dns/1": the record is validated alone
+  throw invalidField(c, path.split('/')[0] || 'record', `${path} ${e?.message ?? 'is invalid'}`, url);
 }
 
-/** The fields we use, each checked: the service is a network peer, not a trusted source. */
+/** The record is the target's: its external_id, or its uuid when the runtime passed one. */
+function namesTarget(c: Record<string, unknown>, target: LookupTarget): boolean {
+  return c.external_id === target.containerId || (target.uuid !== undefined && target.uuid !== '' && c.uuid === target.uuid);
+}
+
+/** The target's record once cattle has given it an address (the first such record of the list counts). */
+export function matchesTarget(c: Record<string, unknown>, target: LookupTarget): boolean {
+  const ip = c.primary_ip;
+  return typeof ip === 'string' && ip !== '' && namesTarget(c, target);
+}
+
+/**
+ * The fields we use, each checked: the service is a network peer, not a trusted source. Invalid
+ * data is a code-7 error naming the container and the field, at once: waiting will not fix it.
+ */
 export function checkRecord(c: Record<string, unknown>, url: string): ContainerRecord {
   const ip = String(c.primary_ip);
-  const what = `container ${String(c.uuid ?? c.external_id)} in ${url}`;
-  if (isIP(ip) === 0) throw new Error(`${what} has an invalid primary_ip ${JSON.stringify(ip)}`);
+  if (isIP(ip) === 0) {
+    const why = ip.includes('/') ? 'is a CIDR; metadata carries bare addresses' : 'is not an IP address';
+    throw invalidField(c, 'primary_ip', `${JSON.stringify(ip)} ${why}`, url);
+  }
   const record: ContainerRecord = { primary_ip: ip };
   const mac = c.primary_mac_address;
   if (typeof mac === 'string' && mac !== '') {
-    if (!isValidMac(mac)) throw new Error(`${what} has an invalid primary_mac_address ${JSON.stringify(mac)}`);
+    if (!isValidMac(mac)) throw invalidField(c, 'primary_mac_address', `${JSON.stringify(mac)} is not a MAC address`, url);
     record.primary_mac_address = mac.toLowerCase();
   }
   if (Array.isArray(c.dns)) {
     const dns = (c.dns as string[]).filter((s) => s !== '');
     const bad = dns.find((s) => isIP(s) === 0);
-    if (bad !== undefined) throw new Error(`${what} has an invalid dns entry ${JSON.stringify(bad)}`);
+    if (bad !== undefined) throw invalidField(c, 'dns', `${JSON.stringify(bad)} is not an IP address`, url);
     if (dns.length) record.dns = dns;
   }
   if (Array.isArray(c.dns_search)) {
@@ -203,6 +239,18 @@ export function checkRecord(c: Record<string, unknown>, url: string): ContainerR
     if (typeof v === 'string' && v !== '') record[k] = v;
   }
   return record;
+}
+
+function invalidField(c: Record<string, unknown>, field: string, problem: string, url: string): CniError {
+  return new CniError(ERR_INVALID_CONFIG, `invalid field "${field}" in the metadata record of container ${containerName(c)}`, `${problem} (in ${url})`);
+}
+
+/** "abc123 (name web-1, uuid 5e4d…)": the ids a user can look the container up by. */
+function containerName(c: Record<string, unknown>): string {
+  const text = (v: unknown): string | undefined => (typeof v === 'string' && v !== '' ? v : undefined);
+  const id = text(c.external_id) ?? text(c.uuid) ?? '(no external_id)';
+  const also = (['name', 'uuid'] as const).filter((k) => text(c[k]) !== undefined && c[k] !== id).map((k) => `${k} ${String(c[k])}`);
+  return also.length ? `${id} (${also.join(', ')})` : id;
 }
 
 function versionString(v: unknown, url: string): string {

@@ -116,7 +116,8 @@ async function check(req: CniRequest): Promise<void> {
   checkIpamArgs(req);
   const prev = prevResultOf(req.config);
   if (!prev) throw new CniError(ERR_INVALID_CONFIG, 'CHECK needs prevResult', 'the runtime must pass the result of ADD');
-  const have = new Set((prev.ips ?? []).map((i) => canonical(i.address)));
+  // By address only: a main plugin may narrow the prefix (cattle-ptp gives the pod a /32).
+  const have = new Set((prev.ips ?? []).map((i) => canonical(i.address).split('/')[0]));
   const given = requestedIps(req, cfg.prefix);
   let want: Cidr[];
   if (given) {
@@ -127,7 +128,7 @@ async function check(req: CniRequest): Promise<void> {
     want = [addressWithPrefix(record.primary_ip, cfg.prefix, 'metadata primary_ip')];
   }
   for (const a of want) {
-    if (!have.has(cidrText(a))) {
+    if (!have.has(cidrText(a).split('/')[0])) {
       const found = prev.ips?.map((i) => i.address).join(', ') || 'none';
       throw new CniError(ERR_INTERNAL, `address ${cidrText(a)} is not in prevResult`, `prevResult has ${found}; the container's address changed`);
     }

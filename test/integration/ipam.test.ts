@@ -1,15 +1,16 @@
 // cattle-ipam / rancher-cni-ipam as built, run as a runtime runs them (env +
 // stdin), against the built cattle-metadata on loopback and stand-in servers
-// that misbehave. Every process started here is stopped by PID.
+// that misbehave; the peak RSS of an ADD against a huge answer, in a netns of
+// its own. Every process started here is stopped by PID.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import type { AddressInfo } from 'node:net';
-import { baseEnv, BIN, runExe, trackPid, untrackPid } from '../helpers/harness.ts';
+import { baseEnv, BIN, makeNetns, runExe, trackPid, untrackPid, type TestNetns } from '../helpers/harness.ts';
 import { startMetadataExe, type MetadataProcess } from './metadata-exe.ts';
 
 const VERSIONS = ['0.1.0', '0.2.0', '0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0'];
@@ -193,7 +194,7 @@ describe('ADD when the service is down or misbehaves', () => {
   it('500s, garbage, and slow answers', async () => {
     const cases: [string, http.RequestListener, RegExp][] = [
       ['500', (_q, s) => s.writeHead(500).end('internal'), /HTTP 500 from .*\/containers: internal/],
-      ['garbage', (_q, s) => s.writeHead(200).end('not json at all'), /invalid JSON from .*\/containers/],
+      ['garbage', (_q, s) => s.writeHead(200).end('not json at all'), /unexpected answer from .*\/containers: expected a JSON array, got "not json at all"/],
       ['slow', () => {}, /no answer from .*\/containers within \d+ ms/],
     ];
     for (const [what, handler, pattern] of cases) {
@@ -236,5 +237,146 @@ describe('other commands', () => {
     const noIpam = runExe('cattle-ipam', { env: env('ADD'), stdin: { name: 'n', type: 'rancher-bridge' } });
     assert.equal((noIpam.json as { code: number; msg: string }).code, 7);
     assert.match((noIpam.json as { msg: string }).msg, /IPAM config missing "ipam" key/);
+  });
+});
+
+// A stand-in metadata service for the RSS test, run inside the test's netns. Under /normal it
+// answers a small list with our record; under /huge a 50 MB list of other containers' records,
+// as fast as the client reads, and reports on stdout whether the client hung up first.
+const HUGE_SERVER = `
+const http = require('node:http');
+const CID = process.argv[2];
+const record = (i) => ({ create_index: i, dns: ['169.254.169.250'], dns_search: ['web.rancher.internal', 'rancher.internal'],
+  external_id: 'e'.repeat(56) + String(i).padStart(8, '0'), health_state: 'healthy', host_uuid: 'h-0001', hostname: 'web-' + i, ips: ['10.42.1.' + (i % 250)],
+  labels: { 'io.rancher.container.ip': '10.42.1.' + (i % 250) + '/16', 'io.rancher.project.name': 'web', 'io.rancher.stack_service.name': 'web/web',
+    'io.rancher.service.launch.config': 'io.rancher.service.primary.launch.config', 'io.rancher.cni.network': 'ipsec' },
+  name: 'web-web-' + i, ports: ['0.0.0.0:8080:80/tcp'], primary_ip: '10.42.1.' + (i % 250), primary_mac_address: '02:42:0a:2a:01:01',
+  service_name: 'web', stack_name: 'web', state: 'running', system: false, uuid: 'u-' + i });
+const normal = JSON.stringify([record(1), { ...record(2), external_id: CID, primary_ip: '10.42.36.71' }, record(3)]);
+const unit = Buffer.from(Array.from({ length: 40 }, (_, i) => JSON.stringify(record(i)) + ',').join(''));
+const HUGE = 50 * 1024 * 1024;
+const server = http.createServer((req, res) => {
+  if (req.url.startsWith('/normal/')) return res.writeHead(200, { 'Content-Type': 'application/json' }).end(normal);
+  let sent = 0;
+  res.writeHead(200, { 'Content-Type': 'application/json' });
+  res.write('[');
+  res.on('error', () => {});
+  res.on('close', () => console.log(JSON.stringify({ closed: req.url, early: sent < HUGE })));
+  const pump = () => {
+    while (sent < HUGE) {
+      sent += unit.length;
+      if (!res.write(unit)) return void res.once('drain', pump);
+    }
+    res.end('{}]');
+  };
+  pump();
+});
+server.listen(0, '127.0.0.1', () => console.log(JSON.stringify({ port: server.address().port })));
+`;
+
+interface HugeServer {
+  port: number;
+  /** The stdout lines so far, parsed. */
+  lines: Record<string, unknown>[];
+  /** Resolves with the lines saying that answers to `url` ended, once there are `count` of them. */
+  closed(url: string, count: number): Promise<Record<string, unknown>[]>;
+  stop(): Promise<void>;
+}
+
+async function startHugeServer(ns: TestNetns): Promise<HugeServer> {
+  const script = path.join(dir, 'huge-server.cjs');
+  fs.writeFileSync(script, HUGE_SERVER);
+  const child: ChildProcess = spawn('ip', ['netns', 'exec', ns.name, process.execPath, script, CID], { env: baseEnv(), stdio: ['ignore', 'pipe', 'inherit'] });
+  trackPid(child.pid); // `ip netns exec` execs the command: this PID is the server's
+  const lines: Record<string, unknown>[] = [];
+  const waiters: (() => void)[] = [];
+  let out = '';
+  child.stdout!.on('data', (c: Buffer) => {
+    out += c.toString();
+    for (let nl = out.indexOf('\n'); nl >= 0; nl = out.indexOf('\n')) {
+      lines.push(JSON.parse(out.slice(0, nl)) as Record<string, unknown>);
+      out = out.slice(nl + 1);
+      waiters.splice(0).forEach((w) => w());
+    }
+  });
+  const exited = new Promise<void>((resolve) => child.on('exit', () => {
+    untrackPid(child.pid);
+    resolve();
+  }));
+  const until = async <T>(pick: () => T | undefined): Promise<T> => {
+    for (;;) {
+      const found = pick();
+      if (found !== undefined) return found;
+      await new Promise<void>((resolve) => waiters.push(resolve));
+    }
+  };
+  const ready = await until(() => lines.find((l) => 'port' in l));
+  return {
+    port: ready.port as number,
+    lines,
+    closed: (url, count) => until(() => {
+      const done = lines.filter((l) => l.closed === url);
+      return done.length >= count ? done : undefined;
+    }),
+    stop: async () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
+
+/** ADD by the built cattle-ipam inside `ns`, under /usr/bin/time -v: the result and the peak RSS. */
+function addMeasured(ns: TestNetns, address: string): { json: Record<string, unknown> | undefined; rssKb: number; stderr: string } {
+  const r = spawnSync('ip', ['netns', 'exec', ns.name, '/usr/bin/time', '-v', path.join(BIN, 'cattle-ipam')], {
+    env: { ...baseEnv(), ...env('ADD') }, input: JSON.stringify(conf(address, { timeout: 30 }, { cniVersion: '1.1.0' })), encoding: 'utf8', timeout: 60_000,
+  });
+  const rss = /Maximum resident set size \(kbytes\): (\d+)/.exec(r.stderr);
+  assert.ok(rss, `no RSS from /usr/bin/time: ${r.stderr}`);
+  let json: Record<string, unknown> | undefined;
+  try {
+    json = JSON.parse(r.stdout) as Record<string, unknown>;
+  } catch {
+    json = undefined;
+  }
+  return { json, rssKb: Number(rss[1]), stderr: r.stderr };
+}
+
+function median(values: number[]): number {
+  return [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
+}
+
+describe('a huge answer', () => {
+  it('50 MB from the metadata service: code 11 naming the server and the cap, reading stopped, peak RSS within 1.2x a normal ADD', async (t) => {
+    assert.ok(fs.existsSync('/usr/bin/time'), '/usr/bin/time missing: apt-get install time (scripts/ensure-deps.sh)');
+    const ns = makeNetns('cipam-rss');
+    const server = await startHugeServer(ns);
+    try {
+      const normalUrl = `http://127.0.0.1:${server.port}/normal`;
+      const hugeUrl = `http://127.0.0.1:${server.port}/huge`;
+      const normal: number[] = [];
+      const huge: number[] = [];
+      for (let i = 0; i < 3; i++) {
+        const ok = addMeasured(ns, normalUrl);
+        assert.deepEqual(ok.json?.ips, [{ address: '10.42.36.71/16', gateway: '10.42.0.1' }], ok.stderr);
+        normal.push(ok.rssKb);
+        const cut = addMeasured(ns, hugeUrl);
+        assert.equal(cut.json?.code, 11, cut.stderr);
+        assert.equal(cut.json?.msg, `the metadata service ${hugeUrl} sent an answer over the size cap`);
+        assert.equal(cut.json?.details, `answer from ${hugeUrl}/2015-12-19/containers is larger than 16 MiB: stopped reading`);
+        huge.push(cut.rssKb);
+      }
+      // The server's reports, all of them: it has printed everything once it is gone.
+      await server.closed('/huge/2015-12-19/containers', 3);
+      await server.stop();
+      const closes = server.lines.filter((l) => l.closed === '/huge/2015-12-19/containers');
+      assert.equal(closes.length, 3, 'one request per ADD: an answer over the cap is not asked for again');
+      assert.ok(closes.every((l) => l.early === true), 'the plugin hung up before the 50 MB were sent');
+      const ratio = median(huge) / median(normal);
+      t.diagnostic(`peak RSS: normal ADD ${normal.join('/')} kB, 50 MB answer ${huge.join('/')} kB, ratio of medians ${ratio.toFixed(3)}`);
+      assert.ok(ratio <= 1.2, `peak RSS ${median(huge)} kB against ${median(normal)} kB for a normal ADD: ${ratio.toFixed(3)}x`);
+    } finally {
+      await server.stop();
+      ns.destroy();
+    }
   });
 });

@@ -10,8 +10,14 @@
 //    whose private mount namespace would hide podman's netns bind mounts from
 //    the next podman command), so the bridge, host veths, routes and iptables
 //    rules all live in that netns, and traffic stays inside namespaces made here;
+//  * our plugins keep their state and locks where they always do (under
+//    /run/cattle-cni): the DEL run by conmon's cleanup process does not get the
+//    environment of the podman command that started the container, so a
+//    CATTLE_CNI_STATE_DIR set here would reach ADD but not that DEL. The test
+//    checks, and removes, the files of exactly its own attachments there;
 //  * after(): `podman rm -af`, leftover processes killed by PID, mounts under
-//    the temp dir unmounted, namespaces and temp dir removed, also on failure.
+//    the temp dir unmounted, our attachments' state files, namespaces and temp
+//    dir removed, also on failure.
 // podman is installed when missing (apt-get install podman runc busybox-static).
 // The tests are skipped only when podman cannot run containers on the machine,
 // and never when CI is set.
@@ -22,6 +28,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { BIN, ROOT, baseEnv, makeNetns, rootLinkNames, type TestNetns } from '../helpers/harness.ts';
+import { hashHex } from '../../lib/hash.ts';
 
 const EXAMPLES = path.join(ROOT, 'conf-examples', 'podman');
 const IMAGE = `localhost/cattle-cni-test-busybox:${process.pid}`;
@@ -32,6 +39,8 @@ const HOST_ADDR = '198.18.70.1';
 const UPLINK_ADDR = '198.18.70.2';
 const HOST_PORT = 18080;
 const LIBCNI_CACHE = '/var/lib/cni/results';
+/** lib/state.ts's default: the plugins podman runs are never told another one. */
+const PLUGIN_STATE_DIR = '/run/cattle-cni/state';
 const IN_CI = !!process.env.CI;
 
 interface Net {
@@ -55,6 +64,15 @@ interface Tracked {
   pids: Map<number, string>;
 }
 const containers = new Map<string, Tracked>();
+
+/**
+ * The files an attachment of ours has in the plugins' state dir, named as lib/state.ts names
+ * them: its record, the record's temporary twin, its lock.
+ */
+function attachmentFiles(net: Net, containerId: string): { record: string; all: string[] } {
+  const stem = path.join(PLUGIN_STATE_DIR, net.plugin, hashHex(`${net.name}\0${containerId}\0eth0`, 32));
+  return { record: `${stem}.json`, all: [`${stem}.json`, `${stem}.json.tmp`, `${stem}.lock`] };
+}
 
 /** A process's start time (field 22 of /proc/PID/stat), to tell it from a later process with the same PID. */
 function startTime(pid: number): string | undefined {
@@ -221,7 +239,10 @@ after(() => {
       }
     }
     if (c.sandbox && fs.existsSync(c.sandbox)) spawnSync('ip', ['netns', 'del', path.basename(c.sandbox)], { stdio: 'ignore' });
-    for (const net of [BRIDGE_NET, PTP_NET]) fs.rmSync(path.join(LIBCNI_CACHE, `${net.name}-${id}-eth0`), { force: true });
+    for (const net of [BRIDGE_NET, PTP_NET]) {
+      fs.rmSync(path.join(LIBCNI_CACHE, `${net.name}-${id}-eth0`), { force: true });
+      for (const f of attachmentFiles(net, id).all) fs.rmSync(f, { force: true });
+    }
   }
   if (tmp) {
     const mounts = spawnSync('findmnt', ['-rn', '-o', 'TARGET'], { encoding: 'utf8' }).stdout.split('\n')
@@ -248,7 +269,7 @@ before(() => {
     assert.ok(fs.existsSync(path.join(BIN, name)), `${path.join(BIN, name)} missing: build first (CATTLE_CNI_BIN points at the bin dir)`);
   }
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cattle-podman-'));
-  for (const d of ['net.d', 'logs', 'ipam', 'root', 'runroot', 'libpod', 'tmp', 'state', 'lock']) fs.mkdirSync(path.join(tmp, d));
+  for (const d of ['net.d', 'logs', 'ipam', 'root', 'runroot', 'libpod', 'tmp']) fs.mkdirSync(path.join(tmp, d));
   fs.writeFileSync(path.join(tmp, 'containers.conf'), testContainersConf());
   fs.writeFileSync(path.join(tmp, 'storage.conf'), [
     '[storage]',
@@ -265,9 +286,6 @@ before(() => {
     CONTAINERS_CONF: path.join(tmp, 'containers.conf'),
     CONTAINERS_STORAGE_CONF: path.join(tmp, 'storage.conf'),
     CONTAINERS_REGISTRIES_CONF: path.join(tmp, 'registries.conf'),
-    // libcni hands podman's environment to the plugins: keep their state and locks here too.
-    CATTLE_CNI_STATE_DIR: path.join(tmp, 'state'),
-    CATTLE_CNI_LOCK_DIR: path.join(tmp, 'lock'),
   };
   fs.writeFileSync(podmanEnv.CONTAINERS_REGISTRIES_CONF!, 'unqualified-search-registries = []\n');
   ulimits = ulimitArgs();
@@ -325,7 +343,10 @@ function run(name: string, net: Net, extra: string[], cmd: string[]): Ctr {
   const r = podman(['run', '--detach', '--name', name, '--network', net.name, ...ulimits, ...extra, IMAGE, ...cmd]);
   const id = r.stdout.trim().split('\n').pop()!;
   containers.set(id, { pids: new Map() });
-  return inspect(name, net);
+  const c = inspect(name, net);
+  // Where the test looks for leftovers is where the plugins really keep the attachment.
+  assert.ok(fs.existsSync(attachmentFiles(net, c.id).record), `${name}: state record ${attachmentFiles(net, c.id).record}`);
+  return c;
 }
 
 function exec(c: Ctr, cmd: string[], allowFail = false): SpawnSyncReturns<string> {
@@ -370,8 +391,7 @@ function assertNothingLeft(ctrs: Ctr[], net: Net): void {
     assert.equal(fs.existsSync(c.sandbox), false, `netns ${c.sandbox} of ${c.name} removed`);
     assert.deepEqual(rootLinkNames().filter((l) => l.includes(c.id.slice(0, 9))), [], 'nothing of ours in the root netns');
   }
-  const stateDir = path.join(tmp!, 'state');
-  const leftState = fs.readdirSync(stateDir, { recursive: true }).map(String).filter((f) => fs.statSync(path.join(stateDir, f)).isFile());
+  const leftState = ctrs.flatMap((c) => attachmentFiles(net, c.id).all).filter((f) => fs.existsSync(f));
   assert.deepEqual(leftState, [], 'no plugin state left');
 }
 
