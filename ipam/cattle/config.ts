@@ -8,7 +8,7 @@ import { argsCni, runtimeConfigValue } from '../../lib/spec/config.ts';
 import { CniError, ERR_INVALID_CONFIG } from '../../lib/spec/errors.ts';
 import { isIP } from 'node:net';
 import { parseCidr, type Cidr } from '../../lib/ip.ts';
-import { checkArgs, validateWith } from '../../plugins/config.ts';
+import { checkArgs, validateWith } from '../../lib/plugin-config.ts';
 
 export const DEFAULT_METADATA_ADDRESS = '169.254.169.250';
 

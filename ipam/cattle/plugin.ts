@@ -18,14 +18,6 @@ const PLUGIN = 'cattle-ipam';
 /** STATUS asks one quick question: it must answer fast even when the service is unroutable. */
 const STATUS_TIMEOUT_MS = 2000;
 
-// MAC addresses from metadata records, for the bridge when it runs this IPAM in-process.
-const macHints = new WeakMap<Result, string>();
-
-/** The container's primary_mac_address from the metadata record behind an ADD result, if any. */
-export function macHintOf(result: Result): string | undefined {
-  return macHints.get(result);
-}
-
 function loggerFor(req: CniRequest, cfg: IpamConfig): Logger {
   return new Logger({ plugin: PLUGIN, command: req.command, containerId: req.containerId, ifname: req.ifname }, cfg.logToFile, cfg.isDebugLevel);
 }
@@ -45,7 +37,8 @@ async function add(req: CniRequest): Promise<Result> {
     const record = await lookup(req, cfg, log, true);
     const address = addressWithPrefix(record.primary_ip, cfg.prefix, 'metadata primary_ip');
     const result = buildResult(cfg, [address], record);
-    if (record.primary_mac_address) macHints.set(result, record.primary_mac_address);
+    // The MAC cattle assigned travels in the result's interfaces, the spec's channel for it.
+    if (record.primary_mac_address) result.interfaces = [{ name: req.ifname, mac: record.primary_mac_address.toLowerCase() }];
     log.finish('ok', { address: cidrText(address), source: 'metadata' });
     return result;
   } catch (e) {

@@ -48,7 +48,7 @@ const steps: VethPlugin<BridgeConfig> = {
   },
   async configure(ctx, hostVeth, ipam) {
     const { req, conf, log, ns, host, cont, owner, undo } = ctx;
-    const macHint = await ipamMacHint(req, ipam);
+    const macHint = ipamMacHint(req, ipam);
     const contLink = log.step('container side', () => configureContainer(cont, ns, req.ifname, conf, ipam, macHint));
     const bridge = host.linkByName(conf.bridge) ?? fail(`bridge ${conf.bridge} vanished`);
     const gateways = log.step('host side: gateway', () => configureGateway(host, bridge, conf, ipam));
@@ -75,11 +75,9 @@ function fail(msg: string): never {
   throw new CniError(ERR_INTERNAL, msg);
 }
 
-async function ipamMacHint(req: CniRequest, ipam: Result): Promise<string | undefined> {
-  const type = req.config.ipam?.type;
-  if (type !== 'cattle-ipam' && type !== 'rancher-cni-ipam') return undefined;
-  const mod = await import('../../ipam/cattle/plugin.ts');
-  return mod.macHintOf?.(ipam);
+/** A MAC the IPAM result asks for this interface (cattle-ipam: the one cattle assigned). */
+function ipamMacHint(req: CniRequest, ipam: Result): string | undefined {
+  return ipam.interfaces?.find((i) => i.name === req.ifname && i.mac)?.mac;
 }
 
 /** Create the bridge if missing (under a lock: no boot-time races), bring it up, add Rancher's bridge address. */

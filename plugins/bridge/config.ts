@@ -5,7 +5,7 @@ import type { CniRequest } from '../../lib/skel.ts';
 import { argValue } from '../../lib/spec/args.ts';
 import { CniError, ERR_INVALID_CONFIG } from '../../lib/spec/errors.ts';
 import { containsIp, isValidIp, nthAddress, parseCidr, type Cidr } from '../../lib/ip.ts';
-import { checkArgs, requestedMac, validateWith } from '../config.ts';
+import { checkArgs, requestedMac, validateWith } from '../../lib/plugin-config.ts';
 
 /** The schema's fields, as validated (types generated from the schema at build time). */
 type BridgeConfFields = CattleBridgeConf;

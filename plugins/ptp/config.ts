@@ -4,7 +4,7 @@ import { validateCattlePtp, type CattlePtpConf } from '../../gen/validators.js';
 import type { CniRequest } from '../../lib/skel.ts';
 import { isPlainObject } from '../../lib/spec/config.ts';
 import { CniError, ERR_INVALID_CONFIG } from '../../lib/spec/errors.ts';
-import { checkArgs, requestedMac, validateWith } from '../config.ts';
+import { checkArgs, requestedMac, validateWith } from '../../lib/plugin-config.ts';
 
 /** The schema's fields, as validated (types generated from the schema at build time). */
 type PtpConfFields = CattlePtpConf;

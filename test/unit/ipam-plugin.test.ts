@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import type http from 'node:http';
-import { macHintOf, plugin } from '../../ipam/cattle/plugin.ts';
+import { plugin } from '../../ipam/cattle/plugin.ts';
 import { MAX_ITEM_BYTES, MAX_LIST_BYTES } from '../../lib/metadata-client.ts';
 import { processIO } from '../../lib/skel.ts';
 import type { Result } from '../../lib/spec/result.ts';
@@ -107,6 +107,7 @@ describe('ADD from metadata', () => {
     assert.equal(r.code, 0, r.stdout);
     assert.deepEqual(r.json, {
       cniVersion: '1.1.0',
+      interfaces: [{ name: 'eth0', mac: '02:42:0a:2a:03:04' }],
       ips: [{ address: '10.42.3.4/16', gateway: '10.42.0.1' }],
       routes: [{ dst: '169.254.169.250/32', gw: '10.42.0.1' }, { dst: '10.0.0.0/8', gw: '10.42.0.254' }],
       dns: { nameservers: ['169.254.169.250'], search: ['web.rancher.internal', 'rancher.internal'] },
@@ -219,14 +220,13 @@ describe('ADD from metadata', () => {
     }
   });
 
-  it('exposes primary_mac_address to the bridge through macHintOf', async () => {
+  it('gives primary_mac_address in the result\'s interfaces (the spec\'s channel for a MAC)', async () => {
     const result = (await plugin.add({
       command: 'ADD', containerId: BASE_ENV.CNI_CONTAINERID, netns: '', ifname: 'eth0', args: [], rawArgs: '', path: [],
       config: { cniVersion: '1.1.0', name: 'n', type: 'rancher-bridge', ipam: { type: 'cattle-ipam', metadataAddress: md.address } },
       stdin: Buffer.alloc(0), env: {},
     })) as Result;
-    assert.equal(macHintOf(result), '02:42:0a:2a:03:04');
-    assert.equal(macHintOf({}), undefined);
+    assert.deepEqual(result.interfaces, [{ name: 'eth0', mac: '02:42:0a:2a:03:04' }]);
   });
 });
 

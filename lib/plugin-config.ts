@@ -1,11 +1,17 @@
-// Shared config plumbing for our plugins: run a precompiled schema validator
-// (which also coerces Rancher's string numbers/booleans and fills defaults)
-// and turn its first error into a code-7 CNI error naming the field.
-import type { Validator } from '../gen/validators.js';
-import { argValue, checkKnownArgs, type ArgPair } from '../lib/spec/args.ts';
-import { argsCni, runtimeConfigValue, type NetConf } from '../lib/spec/config.ts';
-import { CniError, ERR_INVALID_CONFIG } from '../lib/spec/errors.ts';
-import { isValidMac } from '../lib/ip.ts';
+// Config plumbing shared by our plugins and IPAM: run a precompiled schema
+// validator (which also coerces Rancher's string numbers/booleans and fills
+// defaults) and turn its first error into a code-7 CNI error naming the
+// field; the CNI_ARGS keys we understand; the container MAC a runtime asks for.
+import { argValue, checkKnownArgs, type ArgPair } from './spec/args.ts';
+import { argsCni, runtimeConfigValue, type NetConf } from './spec/config.ts';
+import { CniError, ERR_INVALID_CONFIG } from './spec/errors.ts';
+import { isValidMac } from './ip.ts';
+
+/** A precompiled ajv validator (gen/validators.js, made at build time from conf-examples/schemas). */
+export interface Validator {
+  (data: unknown): boolean;
+  errors?: { instancePath: string; keyword: string; message?: string; params: Record<string, unknown> }[] | null;
+}
 
 export function validateWith<T>(validate: Validator, value: unknown, where = ''): T {
   const copy = structuredClone(value);
