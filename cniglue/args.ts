@@ -1,4 +1,4 @@
-// CNI_ARGS for a Docker container, in Rancher's fixed order (rancher-compat §2):
+// CNI_ARGS for a Docker container, in Rancher's fixed order (README: Docker (cniglue)):
 // IgnoreUnknown=1;DOCKER=true, then one pair per Rancher label that is set.
 
 export const LABEL_UUID = 'io.rancher.container.uuid';

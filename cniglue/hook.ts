@@ -1,4 +1,4 @@
-// Hook mode (cniglue as an OCI hook of a patched Docker, rancher-compat §2):
+// Hook mode (cniglue as an OCI hook of a patched Docker; README: Docker (cniglue)):
 // the OCI runtime state on stdin, DOCKER_HOST_CONFIG naming the container's
 // hostconfig.json and DOCKER_CONFIG its config.v2.json. `prestart` (or no
 // argument) ADDs, `poststop` DELs and never fails the container's stop.

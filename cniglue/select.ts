@@ -1,5 +1,5 @@
 // Which CNI network a Docker container belongs to, from its labels and its
-// NetworkMode (rancher-compat §2, §3 and #9700): a container that shares the
+// NetworkMode (README: Docker (cniglue); rancher/rancher#9700): a container that shares the
 // host's or another container's network namespace is never networked, even
 // when a label asks for it.
 

@@ -1,4 +1,4 @@
-// The state files Rancher's agent polls (rancher-compat §3, §8):
+// The state files Rancher's agent polls (README: Docker (cniglue)):
 // `<dir>/<containerID>/<State.StartedAt>` holding the CNI result, or
 // `{"error":"…"}` when networking failed. Written atomically (temp file +
 // rename in the same directory), so the agent never reads half a file.

@@ -1,5 +1,5 @@
 // Network namespaces: open and validate a netns path, and run a synchronous
-// function inside one. Thread rules (docs/node-runtime): setns switches only
+// function inside one. Thread rules (docs/ARCHITECTURE.md, "Namespaces and threads"): setns switches only
 // the main thread, so the switched section must be synchronous, must not start
 // async I/O, and must restore the original netns in `finally`.
 import fs from 'node:fs';
