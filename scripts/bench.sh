@@ -6,8 +6,9 @@
 # every Node start).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/ensure-deps.sh
-[ -x dist/bin/cattle-cni ] || node scripts/build.mjs
+# Installs what the benchmarks need and rebuilds a stale executable (the same
+# rule as npm run demo, in ensure-deps.sh).
+bash scripts/ensure-deps.sh bench
 unset NODE_EXTRA_CA_CERTS NODE_OPTIONS
 host="ccni-bench-$$"
 ip netns add "$host"

@@ -167,8 +167,9 @@ async function optionalSection(file: string, fn: string, title: string): Promise
   return { title, rows: await mod[fn]!() };
 }
 
-function render(sections: Section[]): string {
-  const lines = [
+/** The document's head: title, method and machine. Printed once, then each section as it is measured. */
+function renderHeader(): string {
+  return [
     '# Benchmarks',
     '',
     'Written by `npm run bench` (scripts/bench.sh + scripts/bench.ts). Whole-process wall time as a runtime',
@@ -178,7 +179,11 @@ function render(sections: Section[]): string {
     `Machine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, kernel ${os.release()}, ${new Date().toISOString().slice(0, 10)};`,
     `ours = dist/bin (Node ${sh(NODE, ['--version']).trim()} SEA), reference plugins ${refVersion()}.`,
     '',
-  ];
+  ].join('\n');
+}
+
+function renderSections(sections: Section[]): string {
+  const lines: string[] = [];
   for (const s of sections) {
     lines.push(`## ${s.title}`, '', '| measure | cattle-cni | reference | note |', '|---|---|---|---|');
     for (const r of s.rows) lines.push(`| ${r.name} | ${r.ours} | ${r.reference} | ${r.note ?? ''} |`);
@@ -199,13 +204,15 @@ function refVersion(): string {
 async function mainBench(): Promise<void> {
   const only = process.argv[2];
   const sections: Section[] = [];
+  const header = renderHeader();
+  console.log(header);
   const { section, nodeStartMs } = startup();
   sections.push(section);
-  console.log(render([section]));
+  console.log(renderSections([section]));
   if (!only || only === 'bridge') {
     const s = await bridgeSection(nodeStartMs);
     sections.push(s);
-    console.log(render([s]));
+    console.log(renderSections([s]));
   }
   for (const [file, fn, title] of [
     ['bench-ptp.ts', 'benchPtp', 'Proxy-ARP point-to-point (cattle-ptp vs /usr/lib/cni/ptp, both with host-local)'],
@@ -215,11 +222,11 @@ async function mainBench(): Promise<void> {
     const s = await optionalSection(file, fn, title);
     if (s) {
       sections.push(s);
-      console.log(render([s]));
+      console.log(renderSections([s]));
     }
   }
   fs.mkdirSync(path.join(ROOT, 'docs'), { recursive: true });
-  fs.writeFileSync(path.join(ROOT, 'docs', 'BENCHMARKS.md'), render(sections));
+  fs.writeFileSync(path.join(ROOT, 'docs', 'BENCHMARKS.md'), `${header}\n${renderSections(sections)}`);
   fs.rmSync(`/run/ccni-bench-ipam`, { recursive: true, force: true });
 }
 

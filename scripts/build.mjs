@@ -18,6 +18,64 @@ const bin = path.join(dist, 'bin');
 const exe = path.join(bin, 'cattle-cni');
 const addon = r('native', 'build', 'Release', 'cattle_native.node');
 
+/**
+ * CNI_DEBUG_STACK=1 stack traces that name the TypeScript sources: what `node --enable-source-maps`
+ * does, switched on at run time and only then. Node maps only code compiled after source maps were
+ * enabled, and the SEA's main script is compiled before any of it runs, so this formats the stack
+ * itself with node:module's SourceMap. The map is a separate SEA asset (beside main.cjs outside
+ * the executable), read and parsed at the first stack formatted: without CNI_DEBUG_STACK a start
+ * pays one environment lookup, and the bundle carries no inline map. Runs as the bundle's banner
+ * (source text, so it must not refer to anything outside itself).
+ */
+function debugStacks() {
+  const fs = process.getBuiltinModule('node:fs');
+  const path = process.getBuiltinModule('node:path');
+  const sea = process.getBuiltinModule('node:sea');
+  const { SourceMap } = process.getBuiltinModule('node:module');
+  const saved = Error.prepareStackTrace;
+  Error.prepareStackTrace = (_e, frames) => frames;
+  const bundle = new Error().stack[0].getFileName(); // this script, as V8 names it in stack frames
+  Error.prepareStackTrace = saved;
+  let map;
+  const sourceMap = () => {
+    if (map !== undefined) return map;
+    map = null;
+    try {
+      const text = sea.isSea() ? sea.getAsset('main.cjs.map', 'utf8') : fs.readFileSync(`${bundle}.map`, 'utf8');
+      map = new SourceMap(JSON.parse(text));
+    } catch {
+      // no map: the frames stay as they are
+    }
+    return map;
+  };
+  const entryOf = (frame) => {
+    if (!frame || frame.getFileName() !== bundle || !sourceMap()) return undefined;
+    const e = map.findEntry(frame.getLineNumber() - 1, frame.getColumnNumber() - 1);
+    return e && e.originalSource ? e : undefined;
+  };
+  Error.prepareStackTrace = (error, frames) => {
+    let header;
+    try {
+      header = Error.prototype.toString.call(error);
+    } catch {
+      header = 'Error';
+    }
+    const lines = frames.map((frame, i) => {
+      try {
+        const e = entryOf(frame);
+        if (!e) return `    at ${frame}`;
+        // As Node does: the original name is the one the caller's call site used.
+        const name = entryOf(frames[i + 1])?.name || frame.getFunctionName();
+        const where = `${path.resolve(path.dirname(bundle), e.originalSource)}:${e.originalLine + 1}:${e.originalColumn + 1}`;
+        return name ? `    at ${frame.isAsync() ? 'async ' : ''}${name} (${where})` : `    at ${where}`;
+      } catch {
+        return `    at ${frame}`; // diagnostics never fail
+      }
+    });
+    return [header, ...lines].join('\n');
+  };
+}
+
 function step(what, fn) {
   const t0 = performance.now();
   const out = fn();
@@ -62,6 +120,10 @@ await step('bundle (esbuild)', () => esbuild.build({
   outfile: path.join(dist, 'main.cjs'),
   minify: true,
   legalComments: 'none',
+  // A separate map (main.cjs.map, no sourceMappingURL comment), used only by debugStacks().
+  sourcemap: 'external',
+  sourcesContent: false,
+  banner: { js: `if(process.env.CNI_DEBUG_STACK)(${debugStacks})();` },
   // The bundle runs as CommonJS inside the SEA; native.ts only uses
   // import.meta.dirname outside the SEA (tests run the sources directly).
   define: { 'import.meta.dirname': '__dirname' },
@@ -77,7 +139,7 @@ fs.writeFileSync(seaConfig, JSON.stringify({
   useSnapshot: false,
   // NODE_OPTIONS and friends must not change how a plugin behaves.
   execArgvExtension: 'none',
-  assets: { 'cattle_native.node': addon },
+  assets: { 'cattle_native.node': addon, 'main.cjs.map': path.join(dist, 'main.cjs.map') },
 }, null, 2));
 
 // The blob must come from the same Node build as the base binary.

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# `npm run demo [-- --keep]`: the suite on its embedded default, in fresh
-# network namespaces (needs root). Installs what is missing and builds when
-# the executable is older than the sources.
+# `npm run demo [-- --keep | --clean]`: the suite on its embedded default, in
+# fresh network namespaces (needs root). Installs only what the demo needs
+# (scripts/ensure-deps.sh demo: nothing under /etc/cni) and rebuilds when the
+# sources are newer than the executable. --clean only removes kept demos.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/ensure-deps.sh
-if [ ! -x dist/bin/cattle-cni ] || [ -n "$(find main.ts entries.ts lib plugins ipam metadata cli cniglue native/cattle_native.c conf-examples/schemas -newer dist/bin/cattle-cni -print -quit 2>/dev/null)" ]; then
-  node scripts/build.mjs
-fi
+case " $* " in
+  *" --clean "*|*" --help "*|*" -h "*) ;;
+  *) bash scripts/ensure-deps.sh demo ;;
+esac
 unset NODE_EXTRA_CA_CERTS NODE_OPTIONS
 exec node_modules/.bin/node scripts/demo.ts "$@"

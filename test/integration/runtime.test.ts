@@ -280,7 +280,7 @@ describe('cattle-cni with the reference plugins', { skip: skipNoPlugins }, () =>
     assert.deepEqual(w.leases('bad'), []);
 
     const usage = runExe('cattle-cni', { args: ['add', 'only-one-arg'], netns: w.host });
-    assert.equal(usage.code, 1);
+    assert.equal(usage.code, 2, "a usage error exits 2");
     assert.match(usage.stderr, /usage: cattle-cni add\|check\|del\|gc\|status <net> <netns-path>/);
 
     const badArgs = w.cni('add', 'bad', pod.path, { CNI_ARGS: 'IgnoreUnknown' });
