@@ -2,7 +2,7 @@
 // (dist/bin holds a link per name).
 import { CNI_PLUGINS, DELEGATING, ENTRIES, entryName, setUpDelegation } from './entries.ts';
 import { isSea } from 'node:sea';
-import { versionInfoJSON } from './lib/spec/versions.ts';
+import { versionInfoJSON } from './lib/cni/versions.ts';
 
 async function start(): Promise<number> {
   // In the executable argv is [exe, invoked name, ...args]; from source it is

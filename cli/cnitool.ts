@@ -4,8 +4,8 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { toCniError } from '../lib/spec/errors.ts';
-import { versionAtLeast } from '../lib/spec/versions.ts';
+import { toCniError } from '../lib/cni/errors.ts';
+import { versionAtLeast } from '../lib/cni/versions.ts';
 import { cacheFilePath, DEFAULT_CACHE_DIR } from '../lib/runtime/cache.ts';
 import { loadNetworkList } from '../lib/runtime/conf.ts';
 import type { NetworkList } from '../lib/runtime/conf.ts';

@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { confFiles, networkListFromBytes, networkListFromConf, networkListFromFile, type NetworkList } from '../lib/runtime/conf.ts';
-import { CniError, ERR_INVALID_CONFIG } from '../lib/spec/errors.ts';
+import { CniError, ERR_INVALID_CONFIG } from '../lib/cni/errors.ts';
 
 export const DEFAULT_CONF_ROOT = '/etc/docker/cni';
 export const DEFAULT_CNI_PATH: readonly string[] = [

@@ -6,9 +6,9 @@
 import { addNetworkList, delNetworkList, getCachedResult, type RuntimeConf, type RuntimeOptions } from '../lib/runtime/runtime.ts';
 import { listCacheEntries } from '../lib/runtime/cache.ts';
 import type { NetworkList } from '../lib/runtime/conf.ts';
-import { toCniError } from '../lib/spec/errors.ts';
-import { convertResult } from '../lib/spec/result.ts';
-import { CURRENT_VERSION } from '../lib/spec/versions.ts';
+import { toCniError } from '../lib/cni/errors.ts';
+import { convertResult } from '../lib/cni/result.ts';
+import { CURRENT_VERSION } from '../lib/cni/versions.ts';
 import { loadState } from '../lib/state.ts';
 import { DEFAULT_CNI_PATH, DEFAULT_CONF_ROOT, loadNetworkConfigs, networkNames } from './configs.ts';
 

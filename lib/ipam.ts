@@ -4,9 +4,9 @@
 // this executable, it is called in-process instead: no second Node start.
 import path from 'node:path';
 import type { CniRequest, PluginCommand, PluginSpec } from './skel.ts';
-import { CniError, ERR_INTERNAL, ERR_INVALID_CONFIG } from './spec/errors.ts';
+import { CniError, ERR_INTERNAL, ERR_INVALID_CONFIG } from './cni/errors.ts';
 import { findInPath } from './plugin-path.ts';
-import { parseResult, type Result } from './spec/result.ts';
+import { parseResult, type Result } from './cni/result.ts';
 import { childStdio } from './children.ts';
 
 /** How deep delegates may nest (a plugin → its IPAM → …): a cycle stops here, not in a fork bomb. */

@@ -2,9 +2,9 @@
 // validator (which also coerces Rancher's string numbers/booleans and fills
 // defaults) and turn its first error into a code-7 CNI error naming the
 // field; the CNI_ARGS keys we understand; the container MAC a runtime asks for.
-import { argValue, checkKnownArgs, type ArgPair } from './spec/args.ts';
-import { argsCni, runtimeConfigValue, type NetConf } from './spec/config.ts';
-import { CniError, ERR_INVALID_CONFIG } from './spec/errors.ts';
+import { argValue, checkKnownArgs, type ArgPair } from './cni/args.ts';
+import { argsCni, runtimeConfigValue, type NetConf } from './cni/config.ts';
+import { CniError, ERR_INVALID_CONFIG } from './cni/errors.ts';
 import { isValidMac } from './ip.ts';
 
 /** A precompiled ajv validator (gen/validators.js, made at build time from conf-examples/schemas). */

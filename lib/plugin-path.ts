@@ -1,7 +1,7 @@
 // libcni's plugin lookup, shared by the runtime and IPAM delegation.
 import fs from 'node:fs';
 import path from 'node:path';
-import { CniError, ERR_INVALID_CONFIG } from './spec/errors.ts';
+import { CniError, ERR_INVALID_CONFIG } from './cni/errors.ts';
 
 /** The first regular file `<dir>/<type>` along the plugin path (symlinks followed, as os.Stat does). */
 export function findInPath(type: string, dirs: readonly string[]): string {

@@ -3,19 +3,19 @@
 
 import { readSync, statSync, writeSync } from 'node:fs';
 import { isatty } from 'node:tty';
-import { parseCniArgs } from './spec/args.ts';
-import type { ArgPair } from './spec/args.ts';
-import { parseConfig } from './spec/config.ts';
-import type { NetConf } from './spec/config.ts';
-import { parseEnv, type CniEnv } from './spec/env.ts';
-import { CniError, ERR_INVALID_NETNS, ERR_IO, errorJSON, toCniError } from './spec/errors.ts';
-import { formatResult } from './spec/result.ts';
-import type { Result } from './spec/result.ts';
-import { CURRENT_VERSION, isSupportedVersion, SUPPORTED_VERSIONS, versionInfoJSON } from './spec/versions.ts';
+import { parseCniArgs } from './cni/args.ts';
+import type { ArgPair } from './cni/args.ts';
+import { parseConfig } from './cni/config.ts';
+import type { NetConf } from './cni/config.ts';
+import { parseEnv, type CniEnv } from './cni/env.ts';
+import { CniError, ERR_INVALID_NETNS, ERR_IO, errorJSON, toCniError } from './cni/errors.ts';
+import { formatResult } from './cni/result.ts';
+import type { Result } from './cni/result.ts';
+import { CURRENT_VERSION, isSupportedVersion, SUPPORTED_VERSIONS, versionInfoJSON } from './cni/versions.ts';
 
 export type PluginCommand = 'ADD' | 'DEL' | 'CHECK' | 'GC' | 'STATUS';
 
-/** A plugin's request: the CNI environment (lib/spec/env.ts) with CNI_ARGS parsed, the config and stdin. */
+/** A plugin's request: the CNI environment (lib/cni/env.ts) with CNI_ARGS parsed, the config and stdin. */
 export interface CniRequest extends Omit<CniEnv, 'command' | 'args'> {
   command: PluginCommand;
   args: ArgPair[];

@@ -9,13 +9,13 @@
 // every child process (IPAM delegate, iptables) inherits it, so a DEL after a
 // killed ADD waits for the ADD's orphans instead of racing them.
 import type { CniRequest } from '../lib/skel.ts';
-import { CniError, ERR_INTERNAL } from '../lib/spec/errors.ts';
-import type { Result } from '../lib/spec/result.ts';
+import { CniError, ERR_INTERNAL } from '../lib/cni/errors.ts';
+import type { Result } from '../lib/cni/result.ts';
 import { Rtnetlink, type Link } from '../lib/netlink/rtnetlink.ts';
 import { ignoreErrno } from '../lib/netlink/errors.ts';
 import { isOfNetwork, isOwnedBy, markNames, ownerMark, parseOwnerMark, type Owner, type ParsedMark } from '../lib/hostveth.ts';
 import { checkIpamType, ipamCheck, ipamDel, ipamGc, startIpamAdd } from '../lib/ipam.ts';
-import { prevResultOf } from '../lib/spec/config.ts';
+import { prevResultOf } from '../lib/cni/config.ts';
 import { listStates, loadState, lockAttachment, removeOrphanFiles, removeState, saveState, tryLockAttachment, type AttachmentKey } from '../lib/state.ts';
 import { inheritInChildren, stopInheriting } from '../lib/children.ts';
 import type { Lock } from '../lib/lock.ts';

@@ -2,9 +2,9 @@
 // lib/: these know CNI requests and results.
 import fs from 'node:fs';
 import type { CniRequest } from '../lib/skel.ts';
-import { CniError, ERR_INTERNAL, ERR_INVALID_CONFIG, ERR_INVALID_ENV } from '../lib/spec/errors.ts';
-import { isPlainObject } from '../lib/spec/config.ts';
-import type { Result, ResultIP } from '../lib/spec/result.ts';
+import { CniError, ERR_INTERNAL, ERR_INVALID_CONFIG, ERR_INVALID_ENV } from '../lib/cni/errors.ts';
+import { isPlainObject } from '../lib/cni/config.ts';
+import type { Result, ResultIP } from '../lib/cni/result.ts';
 import { NetnsError, openNetns, netnsId, type Netns } from '../lib/netns.ts';
 import { interfaceKey, sysctlSet } from '../lib/sysctl.ts';
 import { withNetnsSync } from '../lib/netns.ts';

@@ -3,9 +3,9 @@
 // Schema and defaults: conf-examples/schemas/cattle-ipam.schema.json.
 import { validateCattleIpam } from '../../gen/validators.js';
 import type { CniRequest } from '../../lib/skel.ts';
-import { argValue } from '../../lib/spec/args.ts';
-import { argsCni, runtimeConfigValue } from '../../lib/spec/config.ts';
-import { CniError, ERR_INVALID_CONFIG } from '../../lib/spec/errors.ts';
+import { argValue } from '../../lib/cni/args.ts';
+import { argsCni, runtimeConfigValue } from '../../lib/cni/config.ts';
+import { CniError, ERR_INVALID_CONFIG } from '../../lib/cni/errors.ts';
 import { isIP } from 'node:net';
 import { parseCidr, type Cidr } from '../../lib/ip.ts';
 import { checkArgs, validateWith } from '../../lib/plugin-config.ts';

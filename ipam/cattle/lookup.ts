@@ -9,7 +9,7 @@ import { validateMetadataContainers } from '../../gen/validators.js';
 import { httpGetJson, httpGetObjectList, longPoll, MetadataHttpError, MetadataTimeoutError, MetadataTooLargeError } from '../../lib/metadata-client.ts';
 import { isIP } from 'node:net';
 import { isValidMac } from '../../lib/ip.ts';
-import { CniError, ERR_INVALID_CONFIG, ERR_TRY_AGAIN_LATER } from '../../lib/spec/errors.ts';
+import { CniError, ERR_INVALID_CONFIG, ERR_TRY_AGAIN_LATER } from '../../lib/cni/errors.ts';
 
 /** A plain request (not a long-poll) never waits longer than this. */
 export const REQUEST_TIMEOUT_MS = 5000;

@@ -6,8 +6,8 @@
 import fs from 'node:fs';
 import type { CniRequest, PluginSpec } from '../../lib/skel.ts';
 import { runPlugin, processIO } from '../../lib/skel.ts';
-import { CniError, ERR_INTERNAL, ERR_INVALID_CONFIG, ERR_NOT_AVAILABLE } from '../../lib/spec/errors.ts';
-import type { Result } from '../../lib/spec/result.ts';
+import { CniError, ERR_INTERNAL, ERR_INVALID_CONFIG, ERR_NOT_AVAILABLE } from '../../lib/cni/errors.ts';
+import type { Result } from '../../lib/cni/result.ts';
 import { Rtnetlink, type Link } from '../../lib/netlink/rtnetlink.ts';
 import { BRIDGE_VLAN_INFO_PVID, BRIDGE_VLAN_INFO_UNTAGGED, IFF_PROMISC, IFF_UP } from '../../lib/netlink/rtnl.ts';
 import { ignoreErrno, isErrno } from '../../lib/netlink/errors.ts';

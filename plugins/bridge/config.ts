@@ -2,8 +2,8 @@
 // Schema: conf-examples/schemas/cattle-bridge.schema.json (defaults live there).
 import { validateCattleBridge, type CattleBridgeConf } from '../../gen/validators.js';
 import type { CniRequest } from '../../lib/skel.ts';
-import { argValue } from '../../lib/spec/args.ts';
-import { CniError, ERR_INVALID_CONFIG } from '../../lib/spec/errors.ts';
+import { argValue } from '../../lib/cni/args.ts';
+import { CniError, ERR_INVALID_CONFIG } from '../../lib/cni/errors.ts';
 import { containsIp, isValidIp, nthAddress, parseCidr, type Cidr } from '../../lib/ip.ts';
 import { checkArgs, requestedMac, validateWith } from '../../lib/plugin-config.ts';
 

@@ -2,8 +2,8 @@
 // (defaults live there).
 import { validateCattlePtp, type CattlePtpConf } from '../../gen/validators.js';
 import type { CniRequest } from '../../lib/skel.ts';
-import { isPlainObject } from '../../lib/spec/config.ts';
-import { CniError, ERR_INVALID_CONFIG } from '../../lib/spec/errors.ts';
+import { isPlainObject } from '../../lib/cni/config.ts';
+import { CniError, ERR_INVALID_CONFIG } from '../../lib/cni/errors.ts';
 import { checkArgs, requestedMac, validateWith } from '../../lib/plugin-config.ts';
 
 /** The schema's fields, as validated (types generated from the schema at build time). */

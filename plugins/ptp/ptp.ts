@@ -6,8 +6,8 @@
 import fs from 'node:fs';
 import type { CniRequest, PluginSpec } from '../../lib/skel.ts';
 import { runPlugin, processIO } from '../../lib/skel.ts';
-import { CniError, ERR_INTERNAL } from '../../lib/spec/errors.ts';
-import type { Result, ResultRoute } from '../../lib/spec/result.ts';
+import { CniError, ERR_INTERNAL } from '../../lib/cni/errors.ts';
+import type { Result, ResultRoute } from '../../lib/cni/result.ts';
 import { Rtnetlink, type Link } from '../../lib/netlink/rtnetlink.ts';
 import { RT_SCOPE_LINK, RT_SCOPE_UNIVERSE } from '../../lib/netlink/rtnl.ts';
 import { ignoreErrno, isErrno } from '../../lib/netlink/errors.ts';

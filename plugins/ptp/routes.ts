@@ -1,7 +1,7 @@
 // cattle-ptp's pure decisions: the pod's addresses (/32, /128), its gateways
 // (169.254.1.1 and the host veth's link-local) and its routes. No kernel
 // access: unit-tested on their own.
-import type { Result, ResultRoute } from '../../lib/spec/result.ts';
+import type { Result, ResultRoute } from '../../lib/cni/result.ts';
 import { formatCidr, bytesToIp, macToBytes, parseCidr, type Cidr, type Family } from '../../lib/ip.ts';
 import { ipsOf } from '../common.ts';
 import type { PtpConfig } from './config.ts';

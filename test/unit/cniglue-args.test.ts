@@ -2,7 +2,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { ArgsError, cniArgsFor, formatCniArgs } from '../../cniglue/args.ts';
-import { parseCniArgs } from '../../lib/spec/args.ts';
+import { parseCniArgs } from '../../lib/cni/args.ts';
 
 const ALL = {
   'io.rancher.container.ip': '10.42.36.71/16',

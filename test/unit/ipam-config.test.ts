@@ -4,9 +4,9 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { addressWithPrefix, DEFAULT_METADATA_ADDRESS, loadIpamConfig, requestedIps } from '../../ipam/cattle/config.ts';
 import type { CniRequest } from '../../lib/skel.ts';
-import { parseCniArgs } from '../../lib/spec/args.ts';
-import { CniError } from '../../lib/spec/errors.ts';
-import type { NetConf } from '../../lib/spec/config.ts';
+import { parseCniArgs } from '../../lib/cni/args.ts';
+import { CniError } from '../../lib/cni/errors.ts';
+import type { NetConf } from '../../lib/cni/config.ts';
 
 function req(ipam: Record<string, unknown> | undefined, opts: { env?: Record<string, string>; args?: string; extra?: Record<string, unknown> } = {}): CniRequest {
   const config = { cniVersion: '0.1.0', name: 'rancher-cni-network', type: 'rancher-bridge', ...(ipam ? { ipam } : {}), ...opts.extra } as NetConf;

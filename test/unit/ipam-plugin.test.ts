@@ -11,8 +11,8 @@ import type http from 'node:http';
 import { plugin } from '../../ipam/cattle/plugin.ts';
 import { MAX_ITEM_BYTES, MAX_LIST_BYTES } from '../../lib/metadata-client.ts';
 import { processIO } from '../../lib/skel.ts';
-import type { Result } from '../../lib/spec/result.ts';
-import { SUPPORTED_VERSIONS } from '../../lib/spec/versions.ts';
+import type { Result } from '../../lib/cni/result.ts';
+import { SUPPORTED_VERSIONS } from '../../lib/cni/versions.ts';
 import { createMetadataHandler } from '../../metadata/server.ts';
 import {
   answersWith, BASE_ENV, deadAddress, ipamConf, runIpam, startFakeServer, startMetadata, tempDir, type PluginRun, type TestMetadata,

@@ -9,7 +9,7 @@ import {
   networkListFromConf,
   pickVersion,
 } from '../../lib/runtime/conf.ts';
-import { CniError } from '../../lib/spec/errors.ts';
+import { CniError } from '../../lib/cni/errors.ts';
 import { tempDir } from './runtime-fakes.ts';
 
 function confDir(files: Record<string, unknown>): string {

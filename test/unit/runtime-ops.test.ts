@@ -16,7 +16,7 @@ import {
   statusNetworkList,
 } from '../../lib/runtime/runtime.ts';
 import type { RuntimeConf } from '../../lib/runtime/runtime.ts';
-import type { CniError } from '../../lib/spec/errors.ts';
+import type { CniError } from '../../lib/cni/errors.ts';
 import { FakePlugins } from './runtime-fakes.ts';
 
 function makeList(conf: Record<string, unknown>): NetworkList {

@@ -6,8 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readFdToEnd, runPlugin, usageText } from '../../lib/skel.ts';
 import type { CniRequest, PluginIO, PluginSpec } from '../../lib/skel.ts';
-import { CniError } from '../../lib/spec/errors.ts';
-import type { Result } from '../../lib/spec/result.ts';
+import { CniError } from '../../lib/cni/errors.ts';
+import type { Result } from '../../lib/cni/result.ts';
 
 const VERSION_LINE =
   '{"cniVersion":"1.1.0","supportedVersions":["0.1.0","0.2.0","0.3.0","0.3.1","0.4.0","1.0.0","1.1.0"]}\n';

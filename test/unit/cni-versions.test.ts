@@ -8,8 +8,8 @@ import {
   SUPPORTED_VERSIONS,
   versionAtLeast,
   versionInfoJSON,
-} from '../../lib/spec/versions.ts';
-import { CniError } from '../../lib/spec/errors.ts';
+} from '../../lib/cni/versions.ts';
+import { CniError } from '../../lib/cni/errors.ts';
 
 describe('versions', () => {
   it('current version is 1.1.0 and the supported list is the library set, oldest first', () => {

@@ -1,8 +1,8 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { convertResult, formatResult, ipFamily, parseResult } from '../../lib/spec/result.ts';
-import type { Result } from '../../lib/spec/result.ts';
-import { SUPPORTED_VERSIONS } from '../../lib/spec/versions.ts';
+import { convertResult, formatResult, ipFamily, parseResult } from '../../lib/cni/result.ts';
+import type { Result } from '../../lib/cni/result.ts';
+import { SUPPORTED_VERSIONS } from '../../lib/cni/versions.ts';
 
 /** Compares serialised JSON, so key order is part of the check. */
 function assertJSON(actual: unknown, expected: unknown): void {

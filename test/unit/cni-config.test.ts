@@ -7,9 +7,9 @@ import {
   parseIntField,
   prevResultOf,
   runtimeConfigValue,
-} from '../../lib/spec/config.ts';
-import type { NetConf } from '../../lib/spec/config.ts';
-import type { CniCommand } from '../../lib/spec/env.ts';
+} from '../../lib/cni/config.ts';
+import type { NetConf } from '../../lib/cni/config.ts';
+import type { CniCommand } from '../../lib/cni/env.ts';
 
 const buf = (v: unknown): Buffer => Buffer.from(typeof v === 'string' ? v : JSON.stringify(v));
 const BASE = { cniVersion: '1.1.0', name: 'rancher', type: 'cattle-bridge' };

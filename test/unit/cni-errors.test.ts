@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import * as errors from '../../lib/spec/errors.ts';
-import { CniError, errorJSON, toCniError } from '../../lib/spec/errors.ts';
+import * as errors from '../../lib/cni/errors.ts';
+import { CniError, errorJSON, toCniError } from '../../lib/cni/errors.ts';
 
 describe('errors', () => {
   it('has the spec codes', () => {

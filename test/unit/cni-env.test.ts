@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseEnv, validateContainerId, validateIfName } from '../../lib/spec/env.ts';
+import { parseEnv, validateContainerId, validateIfName } from '../../lib/cni/env.ts';
 
 const FULL = {
   CNI_CONTAINERID: 'abc123',
