@@ -1,6 +1,7 @@
 // The names the one executable answers to, each imported lazily so that a
 // plugin start evaluates only its own modules.
 import path from 'node:path';
+
 import type { ProgramName } from './names.ts';
 
 export interface Entry {

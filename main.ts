@@ -1,7 +1,8 @@
 // Entry point of the single executable: dispatch on the invoked name
 // (dist/bin holds a link per name).
-import { CNI_PLUGINS, DELEGATING, ENTRIES, entryName, setUpDelegation } from './entries.ts';
 import { isSea } from 'node:sea';
+
+import { CNI_PLUGINS, DELEGATING, ENTRIES, entryName, setUpDelegation } from './entries.ts';
 import { versionInfoJSON } from './lib/cni/versions.ts';
 
 async function start(): Promise<number> {

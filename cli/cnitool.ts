@@ -4,11 +4,13 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+
 import { toCniError } from '../lib/cni/errors.ts';
 import { versionAtLeast } from '../lib/cni/versions.ts';
 import { cacheFilePath, DEFAULT_CACHE_DIR } from '../lib/runtime/cache.ts';
-import { loadNetworkList } from '../lib/runtime/conf.ts';
 import type { NetworkList } from '../lib/runtime/conf.ts';
+import { loadNetworkList } from '../lib/runtime/conf.ts';
+import type { RuntimeConf, RuntimeOptions } from '../lib/runtime/runtime.ts';
 import {
   addNetworkList,
   checkNetworkList,
@@ -17,7 +19,6 @@ import {
   getCachedResult,
   statusNetworkList,
 } from '../lib/runtime/runtime.ts';
-import type { RuntimeConf, RuntimeOptions } from '../lib/runtime/runtime.ts';
 
 export const CNITOOL_COMMANDS = ['add', 'check', 'del', 'gc', 'status'] as const;
 export type CnitoolCommand = (typeof CNITOOL_COMMANDS)[number];

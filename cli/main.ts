@@ -1,7 +1,7 @@
 // `cattle-cni`: the operator's command (cnitool-compatible add/check/del/gc/status)
 // and the internal netlink self-test.
-import { SUITE_VERSION } from '../lib/version.ts';
 import { SUPPORTED_VERSIONS } from '../lib/cni/versions.ts';
+import { SUITE_VERSION } from '../lib/version.ts';
 
 const USAGE = `Usage: cattle-cni <command> [args]
 

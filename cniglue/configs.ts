@@ -4,8 +4,9 @@
 // is run, in file-name order, each as its own network configuration list.
 import fs from 'node:fs';
 import path from 'node:path';
-import { confFiles, networkListFromBytes, networkListFromConf, networkListFromFile, type NetworkList } from '../lib/runtime/conf.ts';
+
 import { CniError, ERR_INVALID_CONFIG } from '../lib/cni/errors.ts';
+import { confFiles, type NetworkList, networkListFromBytes, networkListFromConf, networkListFromFile } from '../lib/runtime/conf.ts';
 
 export const DEFAULT_CONF_ROOT = '/etc/docker/cni';
 export const DEFAULT_CNI_PATH: readonly string[] = [

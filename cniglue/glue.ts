@@ -3,12 +3,12 @@
 // first failure (which is rolled back); DEL in reverse, going on past failures.
 // Synchronous, like the runtime library: hook mode runs it in-process, the
 // watcher in a child process per operation.
-import { addNetworkList, delNetworkList, getCachedResult, type RuntimeConf, type RuntimeOptions } from '../lib/runtime/runtime.ts';
-import { listCacheEntries } from '../lib/runtime/cache.ts';
-import type { NetworkList } from '../lib/runtime/conf.ts';
 import { toCniError } from '../lib/cni/errors.ts';
 import { convertResult } from '../lib/cni/result.ts';
 import { CURRENT_VERSION } from '../lib/cni/versions.ts';
+import { listCacheEntries } from '../lib/runtime/cache.ts';
+import type { NetworkList } from '../lib/runtime/conf.ts';
+import { addNetworkList, delNetworkList, getCachedResult, type RuntimeConf, type RuntimeOptions } from '../lib/runtime/runtime.ts';
 import { loadState } from '../lib/state.ts';
 import { DEFAULT_CNI_PATH, DEFAULT_CONF_ROOT, loadNetworkConfigs, networkNames } from './configs.ts';
 

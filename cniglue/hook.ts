@@ -4,6 +4,7 @@
 // argument) ADDs, `poststop` DELs and never fails the container's stop.
 // Everything is read and checked before anything is changed.
 import fs from 'node:fs';
+
 import { openNetns } from '../lib/netns.ts';
 import { cniArgsFor } from './args.ts';
 import { glueAdd, glueDel, type GlueSettings } from './glue.ts';

@@ -2,6 +2,7 @@
 // cniglue) or as a watcher of Docker events (`watch`, what Rancher's
 // network-manager did with cniglue as a library).
 import os from 'node:os';
+
 import { parseCniPath } from './configs.ts';
 import { defaultSettings, type GlueSettings } from './glue.ts';
 import { DEFAULT_STATE_DIR } from './state.ts';

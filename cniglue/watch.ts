@@ -8,17 +8,17 @@
 // What it did survives the watcher itself in the state folders (an attachment
 // record next to the state files): a watcher killed with SIGKILL finds there,
 // on restart, the containers it must still DEL.
-import { openNetns } from '../lib/netns.ts';
 import { Rtnetlink } from '../lib/netlink/rtnetlink.ts';
+import { openNetns } from '../lib/netns.ts';
 import { cniArgsFor } from './args.ts';
 import { hasNetworkConfigs } from './configs.ts';
 import type { ContainerInfo, DockerClient, EventStream } from './docker.ts';
-import { IFNAME, attachmentFromCache, recoverResult, type GlueSettings } from './glue.ts';
+import { attachmentFromCache, type GlueSettings, IFNAME, recoverResult } from './glue.ts';
 import { selectNetwork } from './select.ts';
 import {
+  type AttachmentRecord,
   containerDirs, errorState, readAttachmentRecord, readStateFile, removeAttachmentRecord, removeContainerState, removeStateFile,
-  stateFileStarts, writeAttachmentRecord, writeStateFile, type AttachmentRecord,
-} from './state.ts';
+  stateFileStarts, writeAttachmentRecord, writeStateFile } from './state.ts';
 import type { OpRunner } from './worker.ts';
 
 export const EVENT_ACTIONS = ['start', 'die', 'destroy'] as const;

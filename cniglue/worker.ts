@@ -6,7 +6,8 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import { isSea } from 'node:sea';
-import { glueAdd, glueDel, type Attachment, type GlueSettings } from './glue.ts';
+
+import { type Attachment, glueAdd, glueDel, type GlueSettings } from './glue.ts';
 
 export type OpKind = 'add' | 'del';
 

@@ -3,11 +3,12 @@
 // and the same config on stdin. When the type is one of ours and lives in
 // this executable, it is called in-process instead: no second Node start.
 import path from 'node:path';
-import type { CniRequest, PluginCommand, PluginSpec } from './skel.ts';
-import { CniError, ERR_INTERNAL, ERR_INVALID_CONFIG } from './cni/errors.ts';
-import { findInPath } from './plugin-path.ts';
-import { parseResult, type Result } from './cni/result.ts';
+
 import { childStdio } from './children.ts';
+import { CniError, ERR_INTERNAL, ERR_INVALID_CONFIG } from './cni/errors.ts';
+import { parseResult, type Result } from './cni/result.ts';
+import { findInPath } from './plugin-path.ts';
+import type { CniRequest, PluginCommand, PluginSpec } from './skel.ts';
 
 /** How deep delegates may nest (a plugin → its IPAM → …): a cycle stops here, not in a fork bomb. */
 export const MAX_DELEGATION_DEPTH = 3;

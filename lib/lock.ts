@@ -5,6 +5,7 @@
 // longer names its file and starts over, so two holders can never coexist.
 import fs from 'node:fs';
 import path from 'node:path';
+
 import { native } from './native.ts';
 
 const LOCK_EX = 2;

@@ -5,6 +5,7 @@
 // at LOG_MAX_BYTES (one old file kept), so a debug level left on cannot fill
 // the disk. Logging never fails a plugin.
 import fs from 'node:fs';
+
 import { setNetlinkTrace } from './netlink/trace.ts';
 
 export interface LogContext {

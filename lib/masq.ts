@@ -2,11 +2,12 @@
 // reference plugins do): POSTROUTING -s <pod> -j <chain>; the chain accepts
 // traffic to the pod's own subnet and masquerades the rest (not multicast).
 // iptables is executed with argv arrays, never through a shell.
-import { hashHex } from './hash.ts';
 import fs from 'node:fs';
 import path from 'node:path';
-import { networkOf, type Cidr } from './ip.ts';
+
 import { childStdio } from './children.ts';
+import { hashHex } from './hash.ts';
+import { type Cidr, networkOf } from './ip.ts';
 
 /** Chain names are limited to 28 characters. */
 export function masqChainName(network: string, containerId: string, ifname: string): string {

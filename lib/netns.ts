@@ -3,6 +3,7 @@
 // the main thread, so the switched section must be synchronous, must not start
 // async I/O, and must restore the original netns in `finally`.
 import fs from 'node:fs';
+
 import { native } from './native.ts';
 
 const NSFS_MAGIC = 0x6e736673;

@@ -2,8 +2,8 @@
 // validator (which also coerces Rancher's string numbers/booleans and fills
 // defaults) and turn its first error into a code-7 CNI error naming the
 // field; the CNI_ARGS keys we understand; the container MAC a runtime asks for.
-import { argValue, checkKnownArgs, type ArgPair } from './cni/args.ts';
-import { argsCni, runtimeConfigValue, type NetConf } from './cni/config.ts';
+import { type ArgPair, argValue, checkKnownArgs } from './cni/args.ts';
+import { argsCni, type NetConf, runtimeConfigValue } from './cni/config.ts';
 import { CniError, ERR_INVALID_CONFIG } from './cni/errors.ts';
 import { isValidMac } from './ip.ts';
 

@@ -1,6 +1,7 @@
 // libcni's plugin lookup, shared by the runtime and IPAM delegation.
 import fs from 'node:fs';
 import path from 'node:path';
+
 import { CniError, ERR_INVALID_CONFIG } from './cni/errors.ts';
 
 /** The first regular file `<dir>/<type>` along the plugin path (symlinks followed, as os.Stat does). */

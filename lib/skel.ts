@@ -3,14 +3,15 @@
 
 import { readSync, statSync, writeSync } from 'node:fs';
 import { isatty } from 'node:tty';
-import { parseCniArgs } from './cni/args.ts';
+
 import type { ArgPair } from './cni/args.ts';
-import { parseConfig } from './cni/config.ts';
+import { parseCniArgs } from './cni/args.ts';
 import type { NetConf } from './cni/config.ts';
-import { parseEnv, type CniEnv } from './cni/env.ts';
+import { parseConfig } from './cni/config.ts';
+import { type CniEnv, parseEnv } from './cni/env.ts';
 import { CniError, ERR_INVALID_NETNS, ERR_IO, errorJSON, toCniError } from './cni/errors.ts';
-import { formatResult } from './cni/result.ts';
 import type { Result } from './cni/result.ts';
+import { formatResult } from './cni/result.ts';
 import { CURRENT_VERSION, isSupportedVersion, SUPPORTED_VERSIONS, versionInfoJSON } from './cni/versions.ts';
 
 export type PluginCommand = 'ADD' | 'DEL' | 'CHECK' | 'GC' | 'STATUS';

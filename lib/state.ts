@@ -3,10 +3,11 @@
 // attachment's lock, all named by one key. The record is written only while
 // the attachment lock is held, so its temporary name needs no pid and DEL can
 // always find (and remove) it.
-import { hashHex } from './hash.ts';
 import fs from 'node:fs';
 import path from 'node:path';
-import { lockFile, type Lock } from './lock.ts';
+
+import { hashHex } from './hash.ts';
+import { type Lock, lockFile } from './lock.ts';
 
 export const STATE_DIR = process.env.CATTLE_CNI_STATE_DIR ?? '/run/cattle-cni/state';
 

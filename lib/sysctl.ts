@@ -1,7 +1,8 @@
 // sysctl through /proc/sys. /proc/sys/net follows the calling thread's netns,
 // so inside withNetnsSync these act on the container.
 import fs from 'node:fs';
-import { withNetnsSync, type Netns } from './netns.ts';
+
+import { type Netns, withNetnsSync } from './netns.ts';
 
 /** "net.ipv4.ip_forward" or "net/ipv4/conf/eth0.100/forwarding" → /proc/sys path. */
 export function sysctlPath(key: string): string {

@@ -4,7 +4,8 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { AnswersError, DEFAULT_CLIENT, emptyAnswers, isObj, isYamlFile, parseAnswersText, type Answers, type Obj } from './answers.ts';
+
+import { type Answers, AnswersError, DEFAULT_CLIENT, emptyAnswers, isObj, isYamlFile, type Obj, parseAnswersText } from './answers.ts';
 import { loadYaml, stringifyYaml } from './render.ts';
 
 export interface ContainerSpec {

@@ -2,8 +2,9 @@
 // the loopback reload listener.
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+
 import { clientTree, lookupPath, resolveVersion } from './answers.ts';
-import { CONTENT_TYPES, loadYaml, needsLoading, negotiate, renderError, renderValue, type Format } from './render.ts';
+import { CONTENT_TYPES, type Format, loadYaml, needsLoading, negotiate, renderError, renderValue } from './render.ts';
 import type { AnswersStore, ReloadResult } from './store.ts';
 
 /** rancher-metadata's long-poll limits: maxWait defaults to 60 s and is capped at 120 s. */

@@ -3,7 +3,8 @@
 // wakes every long-poll.
 import fs from 'node:fs';
 import path from 'node:path';
-import { emptyAnswers, parseAnswersText, prepareAnswers, type Answers } from './answers.ts';
+
+import { type Answers, emptyAnswers, parseAnswersText, prepareAnswers } from './answers.ts';
 
 export type ReloadResult = { ok: true; revision: string; changed: boolean } | { ok: false; error: string };
 

@@ -8,20 +8,20 @@
 // container id's length. ADD, DEL and GC of one attachment hold its lock, and
 // every child process (IPAM delegate, iptables) inherits it, so a DEL after a
 // killed ADD waits for the ADD's orphans instead of racing them.
-import type { CniRequest } from '../lib/skel.ts';
+import { inheritInChildren, stopInheriting } from '../lib/children.ts';
+import { prevResultOf } from '../lib/cni/config.ts';
 import { CniError, ERR_INTERNAL } from '../lib/cni/errors.ts';
 import type { Result } from '../lib/cni/result.ts';
-import { Rtnetlink, type Link } from '../lib/netlink/rtnetlink.ts';
-import { ignoreErrno } from '../lib/netlink/errors.ts';
-import { isOfNetwork, isOwnedBy, markNames, ownerMark, parseOwnerMark, type Owner, type ParsedMark } from '../lib/hostveth.ts';
+import { isOfNetwork, isOwnedBy, markNames, type Owner, ownerMark, type ParsedMark, parseOwnerMark } from '../lib/hostveth.ts';
 import { checkIpamType, ipamCheck, ipamDel, ipamGc, startIpamAdd } from '../lib/ipam.ts';
-import { prevResultOf } from '../lib/cni/config.ts';
-import { listStates, loadState, lockAttachment, removeOrphanFiles, removeState, saveState, tryLockAttachment, type AttachmentKey } from '../lib/state.ts';
-import { inheritInChildren, stopInheriting } from '../lib/children.ts';
 import type { Lock } from '../lib/lock.ts';
-import { UndoStack } from '../lib/undo.ts';
 import { Logger } from '../lib/log.ts';
+import { ignoreErrno } from '../lib/netlink/errors.ts';
+import { type Link, Rtnetlink } from '../lib/netlink/rtnetlink.ts';
 import type { Netns } from '../lib/netns.ts';
+import type { CniRequest } from '../lib/skel.ts';
+import { type AttachmentKey, listStates, loadState, lockAttachment, removeOrphanFiles, removeState, saveState, tryLockAttachment } from '../lib/state.ts';
+import { UndoStack } from '../lib/undo.ts';
 import { openPodNetns, podNetnsId, requireIps, requirePrevResult, validAttachments } from './common.ts';
 
 export interface AttachmentConf {

@@ -1,16 +1,17 @@
 // Steps both veth plugins (bridge, ptp) take the same way. Plugin-level, not
 // lib/: these know CNI requests and results.
 import fs from 'node:fs';
-import type { CniRequest } from '../lib/skel.ts';
-import { CniError, ERR_INTERNAL, ERR_INVALID_CONFIG, ERR_INVALID_ENV } from '../lib/cni/errors.ts';
+
 import { isPlainObject } from '../lib/cni/config.ts';
+import { CniError, ERR_INTERNAL, ERR_INVALID_CONFIG, ERR_INVALID_ENV } from '../lib/cni/errors.ts';
 import type { Result, ResultIP } from '../lib/cni/result.ts';
-import { NetnsError, openNetns, netnsId, type Netns } from '../lib/netns.ts';
-import { interfaceKey, sysctlSet } from '../lib/sysctl.ts';
-import { withNetnsSync } from '../lib/netns.ts';
-import { formatCidr, networkOf, parseCidr, type Cidr } from '../lib/ip.ts';
+import { type Cidr, formatCidr, networkOf, parseCidr } from '../lib/ip.ts';
 import { ipFamily } from '../lib/ip.ts';
 import type { Rtnetlink } from '../lib/netlink/rtnetlink.ts';
+import { type Netns, NetnsError, netnsId, openNetns } from '../lib/netns.ts';
+import { withNetnsSync } from '../lib/netns.ts';
+import type { CniRequest } from '../lib/skel.ts';
+import { interfaceKey, sysctlSet } from '../lib/sysctl.ts';
 
 /** CNI_NETNS opened and checked; a missing or wrong path is an invalid CNI_NETNS. */
 export function openPodNetns(req: CniRequest): Netns {

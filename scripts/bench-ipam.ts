@@ -9,6 +9,7 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+
 import { addContainer } from '../metadata/records.ts';
 import { createMetadataHandler, listen } from '../metadata/server.ts';
 import { AnswersStore } from '../metadata/store.ts';

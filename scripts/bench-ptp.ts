@@ -8,7 +8,8 @@
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { BIN, NODE, REF, cleanEnv, fmtMs, median, peakRssKiB, podNetns, timeRun, type BenchRow } from './bench-lib.ts';
+
+import { type BenchRow, BIN, cleanEnv, fmtMs, median, NODE, peakRssKiB, podNetns, REF, timeRun } from './bench-lib.ts';
 
 const RUNS = Math.max(20, Number(process.env.BENCH_RUNS ?? 25));
 const RSS_RUNS = 3;

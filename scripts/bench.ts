@@ -4,9 +4,10 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+
 import {
-  BIN, NODE, REF, ROOT, cleanEnv, fmtMs, median, peakRssKiB, podNetns, sh, timeRun, timeRunAsync, type BenchRow,
-} from './bench-lib.ts';
+  type BenchRow,
+  BIN, cleanEnv, fmtMs, median, NODE, peakRssKiB, podNetns, REF, ROOT, sh, timeRun, timeRunAsync } from './bench-lib.ts';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 25);
 const STORM = 50;

@@ -10,14 +10,15 @@
 // back (through iproute2) like the ones iproute2 made.
 //
 //   node scripts/capture-netlink-fixtures.ts [--check-only]   (root)
+import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import assert from 'node:assert/strict';
-import { NetlinkSocket } from '../lib/netlink/socket.ts';
+
 import { Rtnetlink } from '../lib/netlink/rtnetlink.ts';
 import * as m from '../lib/netlink/rtnl.ts';
+import { NetlinkSocket } from '../lib/netlink/socket.ts';
 import { NLM_F_DUMP } from '../lib/netlink/wire.ts';
 
 const OUT = path.join(import.meta.dirname, '..', 'test', 'fixtures', 'netlink');

@@ -6,6 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+
 import Ajv from 'ajv';
 import standaloneCode from 'ajv/dist/standalone/index.js';
 

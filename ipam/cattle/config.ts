@@ -1,14 +1,15 @@
 // cattle-ipam configuration: the `ipam` section plus the addresses a runtime
 // may hand over directly (CNI_ARGS IPAddress/IP, the `ips` capability, args.cni.ips).
 // Schema and defaults: conf-examples/schemas/cattle-ipam.schema.json.
+import { isIP } from 'node:net';
+
 import { validateCattleIpam } from '../../gen/validators.js';
-import type { CniRequest } from '../../lib/skel.ts';
 import { argValue } from '../../lib/cni/args.ts';
 import { argsCni, runtimeConfigValue } from '../../lib/cni/config.ts';
 import { CniError, ERR_INVALID_CONFIG } from '../../lib/cni/errors.ts';
-import { isIP } from 'node:net';
-import { parseCidr, type Cidr } from '../../lib/ip.ts';
+import { type Cidr, parseCidr } from '../../lib/ip.ts';
 import { checkArgs, validateWith } from '../../lib/plugin-config.ts';
+import type { CniRequest } from '../../lib/skel.ts';
 
 export const DEFAULT_METADATA_ADDRESS = '169.254.169.250';
 

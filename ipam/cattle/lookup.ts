@@ -5,11 +5,12 @@
 // deadline. Every request carries its own timeout. Two answers end the lookup at
 // once: the record with invalid data (code 7; cattle will not fix it in seconds)
 // and an answer over its size cap (code 11; reading it again costs the same).
-import { validateMetadataContainers } from '../../gen/validators.js';
-import { httpGetJson, httpGetObjectList, longPoll, MetadataHttpError, MetadataTimeoutError, MetadataTooLargeError } from '../../lib/metadata-client.ts';
 import { isIP } from 'node:net';
-import { isValidMac } from '../../lib/ip.ts';
+
+import { validateMetadataContainers } from '../../gen/validators.js';
 import { CniError, ERR_INVALID_CONFIG, ERR_TRY_AGAIN_LATER } from '../../lib/cni/errors.ts';
+import { isValidMac } from '../../lib/ip.ts';
+import { httpGetJson, httpGetObjectList, longPoll, MetadataHttpError, MetadataTimeoutError, MetadataTooLargeError } from '../../lib/metadata-client.ts';
 
 /** A plain request (not a long-poll) never waits longer than this. */
 export const REQUEST_TIMEOUT_MS = 5000;

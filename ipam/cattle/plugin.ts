@@ -2,16 +2,16 @@
 // runtime's arguments when it passed one (no request at all), else from the
 // Rancher metadata service. Cattle owns the addresses: DEL and GC have nothing
 // to release.
-import { Logger } from '../../lib/log.ts';
-import { nthAddress, type Cidr } from '../../lib/ip.ts';
-import { httpGetJson, metadataBaseUrl, MetadataHttpError } from '../../lib/metadata-client.ts';
-import { processIO, runPlugin, type CniRequest, type PluginSpec } from '../../lib/skel.ts';
 import { argValue } from '../../lib/cni/args.ts';
 import { isPlainObject, prevResultOf } from '../../lib/cni/config.ts';
 import { CniError, ERR_INTERNAL, ERR_INVALID_CONFIG, ERR_NOT_AVAILABLE } from '../../lib/cni/errors.ts';
 import type { Result, ResultDNS, ResultRoute } from '../../lib/cni/result.ts';
+import { type Cidr, nthAddress } from '../../lib/ip.ts';
+import { Logger } from '../../lib/log.ts';
+import { httpGetJson, metadataBaseUrl, MetadataHttpError } from '../../lib/metadata-client.ts';
+import { type CniRequest, type PluginSpec, processIO, runPlugin } from '../../lib/skel.ts';
 import { SUITE_VERSION } from '../../lib/version.ts';
-import { addressWithPrefix, checkIpamArgs, loadIpamConfig, requestedIps, type IpamConfig } from './config.ts';
+import { addressWithPrefix, checkIpamArgs, type IpamConfig, loadIpamConfig, requestedIps } from './config.ts';
 import type { ContainerRecord, LookupOptions } from './lookup.ts';
 
 const PLUGIN = 'cattle-ipam';

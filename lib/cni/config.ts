@@ -1,10 +1,10 @@
 // Network configuration read from stdin, validated the way the Go skel does.
 
-import { CniError, ERR_DECODE, ERR_INCOMPATIBLE_VERSION, ERR_INVALID_CONFIG } from './errors.ts';
 import type { CniCommand } from './env.ts';
-import { isSupportedVersion, SUPPORTED_VERSIONS, versionAtLeast } from './versions.ts';
-import { parseResult } from './result.ts';
+import { CniError, ERR_DECODE, ERR_INCOMPATIBLE_VERSION, ERR_INVALID_CONFIG } from './errors.ts';
 import type { Result } from './result.ts';
+import { parseResult } from './result.ts';
+import { isSupportedVersion, SUPPORTED_VERSIONS, versionAtLeast } from './versions.ts';
 
 export interface IpamConf {
   type?: string;

@@ -1,6 +1,7 @@
 // CNI results: one internal model (the 1.1.0 shape), read from and written to every supported version.
 
 import { isIP } from 'node:net';
+
 import { CniError, ERR_DECODE, ERR_INCOMPATIBLE_VERSION } from './errors.ts';
 import { isSupportedVersion, SUPPORTED_VERSIONS, versionAtLeast } from './versions.ts';
 

@@ -17,9 +17,9 @@
 //
 // Hot path: no closure and no Buffer view per attribute; integers are read
 // straight from the bytes.
+import { ipToBytes } from '../ip.ts';
 import { NetlinkDecodeError } from './errors.ts';
 import type { Bytes } from './wire.ts';
-import { ipToBytes } from '../ip.ts';
 
 const NLA_HDRLEN = 4;
 const NLA_F_NESTED = 0x8000;

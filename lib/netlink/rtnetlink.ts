@@ -2,17 +2,16 @@
 // namespace. Every mutating request is acked; kernel errors surface as
 // NetlinkError with the errno name and what was being done.
 import { isErrno } from './errors.ts';
+import * as m from './rtnl.ts';
 import { NetlinkSocket, RTMGRP_LINK, type SocketOptions } from './socket.ts';
 import { NLM_F_APPEND, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REPLACE } from './wire.ts';
-import * as m from './rtnl.ts';
 
 /** The numbers callers need (IFF_*, RT_SCOPE_*, NUD_*, NTF_*, AF_*…), from one import. */
 export * from './constants.ts';
-
 export type {
-  Link, Address, Route, Neighbour, VethSpec, BridgeSpec, VxlanSpec, VxlanInfo, RouteSpec, BridgePortFlags, LinkAttrs,
-  NeighbourSpec, FdbSpec,
-} from './rtnl.ts';
+  Address, BridgePortFlags, BridgeSpec, FdbSpec,
+  Link, LinkAttrs,
+  Neighbour,   NeighbourSpec, Route, RouteSpec, VethSpec, VxlanInfo, VxlanSpec } from './rtnl.ts';
 
 export interface LinkFilter {
   kind?: string;

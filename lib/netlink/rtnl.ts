@@ -1,18 +1,18 @@
 // rtnetlink message bodies (links, addresses, routes, neighbours, FDB
 // entries): encoders and decoders over the attribute tables (tables.ts), and
 // the public shapes callers use. Still no I/O.
+import { ipFamily, parseCidr } from '../ip.ts';
 import { decodeMessage, encodeBody } from './attrs.ts';
 import {
-  AF_BRIDGE, AF_INET, AF_INET6, AF_UNSPEC, NTF_SELF, NUD_NOARP, NUD_PERMANENT, OPERSTATES, RT_SCOPE_LINK,
-  RT_SCOPE_UNIVERSE, RT_TABLE_MAIN, RTEXT_FILTER_BRVLAN, RTNH_F_ONLINK, RTPROT_BOOT, RTN_UNICAST, VXLAN_PORT_IANA,
-  type OperState,
+  AF_BRIDGE, AF_INET, AF_INET6, AF_UNSPEC, NTF_SELF, NUD_NOARP, NUD_PERMANENT,   type OperState,
+  OPERSTATES, RT_SCOPE_LINK,
+  RT_SCOPE_UNIVERSE, RT_TABLE_MAIN, RTEXT_FILTER_BRVLAN, RTN_UNICAST, RTNH_F_ONLINK, RTPROT_BOOT, VXLAN_PORT_IANA,
 } from './constants.ts';
 import {
-  ADDRESS, LINK, NEIGHBOUR, ROUTE,
-  type BridgePortValues, type BridgeValues, type IfInfoHeader, type LinkValues, type VxlanValues,
+  ADDRESS,   type BridgePortValues, type BridgeValues, type IfInfoHeader, LINK, type LinkValues, NEIGHBOUR, ROUTE,
+  type VxlanValues,
 } from './tables.ts';
 import type { Bytes } from './wire.ts';
-import { ipFamily, parseCidr } from '../ip.ts';
 
 export * from './constants.ts';
 

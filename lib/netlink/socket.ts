@@ -2,19 +2,19 @@
 // purpose: a plugin does one thing at a time, and sync I/O never touches the
 // libuv pool (see the netns thread rules in docs).
 import fs from 'node:fs';
+
 import { native } from '../native.ts';
 import { NetlinkError } from './errors.ts';
 import { netlinkTrace } from './trace.ts';
 import {
-  encodeMessage, parseAck, parseDone, parseMessages, NLM_F_ACK, NLM_F_DUMP, NLM_F_MULTI, NLM_F_REQUEST,
-  NLMSG_DONE, NLMSG_ERROR, NLMSG_NOOP, type Message,
-} from './wire.ts';
+  encodeMessage, type Message,
+  NLM_F_ACK, NLM_F_DUMP, NLM_F_MULTI, NLM_F_REQUEST,
+  NLMSG_DONE, NLMSG_ERROR, NLMSG_NOOP, parseAck, parseDone, parseMessages } from './wire.ts';
 
 export const NETLINK_ROUTE = 0;
 export const RTMGRP_LINK = 0x1;
 
 const RECV_BUFFER = 256 * 1024;
-
 
 export interface SocketOptions {
   /** Open nsfs fd: the socket lives in that netns for its whole life. */

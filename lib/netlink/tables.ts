@@ -6,8 +6,8 @@
 // decoder skips the rest.
 import {
   be16, bool, byHeader, bySibling, bytes, flag, ip, ip4, ip6, lladdr, messageCodec, MULTI, nested, s32, string,
-  struct, structCodec, table, u16, u32, u8, type StructOf, type TableValues,
-} from './attrs.ts';
+  struct, structCodec, type StructOf, table, type TableValues,
+  u8, u16, u32 } from './attrs.ts';
 import { AF_BRIDGE } from './constants.ts';
 
 // ---- links: ifinfomsg + IFLA_* ------------------------------------------------

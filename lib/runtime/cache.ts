@@ -3,6 +3,7 @@
 // <cacheDir>/results/<network>-<containerID>-<ifname>, dir 0700, files 0600.
 import fs from 'node:fs';
 import path from 'node:path';
+
 import { CniError, ERR_IO } from '../cni/errors.ts';
 
 export const DEFAULT_CACHE_DIR = '/var/lib/cni';

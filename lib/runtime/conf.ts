@@ -2,6 +2,7 @@
 // deprecated single-plugin `*.conf`/`*.json` wrapped as a one-plugin list.
 import fs from 'node:fs';
 import path from 'node:path';
+
 import { CniError, ERR_INCOMPATIBLE_VERSION, ERR_INVALID_CONFIG } from '../cni/errors.ts';
 import { compareVersions, CURRENT_VERSION, isSupportedVersion, parseVersion, SUPPORTED_VERSIONS } from '../cni/versions.ts';
 

@@ -1,8 +1,9 @@
 // Finding and running one plugin the way libcni's pkg/invoke does: env + stdin in,
 // result or error JSON out. Synchronous on purpose: a runtime call is one exec.
 import { spawnSync } from 'node:child_process';
-import { CniError, ERR_DECODE, ERR_INTERNAL } from '../cni/errors.ts';
+
 import type { CniEnv } from '../cni/env.ts';
+import { CniError, ERR_DECODE, ERR_INTERNAL } from '../cni/errors.ts';
 
 /** What the runtime tells a plugin through CNI_* variables. */
 /** What a runtime passes a plugin in CNI_* variables: the one shape of the CNI environment (lib/cni/env.ts). */

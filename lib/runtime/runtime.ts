@@ -1,16 +1,16 @@
 // The runtime side of CNI, as libcni does it: run a network configuration list's
 // plugins for ADD, CHECK, DEL, GC and STATUS, and keep the result cache.
-import { CniError, ERR_DECODE, ERR_INCOMPATIBLE_VERSION, ERR_IO, toCniError } from '../cni/errors.ts';
-import { validateContainerId, validateIfName } from '../cni/env.ts';
-import type { CniCommand } from '../cni/env.ts';
 import { validateNetworkName } from '../cni/config.ts';
+import type { CniCommand } from '../cni/env.ts';
+import { validateContainerId, validateIfName } from '../cni/env.ts';
+import { CniError, ERR_DECODE, ERR_INCOMPATIBLE_VERSION, ERR_IO, toCniError } from '../cni/errors.ts';
 import { formatResult, parseResult } from '../cni/result.ts';
 import { versionAtLeast } from '../cni/versions.ts';
-import { DEFAULT_CACHE_DIR, listCacheEntries, readCachedResult, removeCacheEntry, writeCacheEntry } from './cache.ts';
 import type { AttachmentKey } from './cache.ts';
+import { DEFAULT_CACHE_DIR, listCacheEntries, readCachedResult, removeCacheEntry, writeCacheEntry } from './cache.ts';
 import type { NetworkList, PluginConf } from './conf.ts';
-import { execPlugin, execPluginJSON, findInPath } from './invoke.ts';
 import type { ExecOptions, PluginCall } from './invoke.ts';
+import { execPlugin, execPluginJSON, findInPath } from './invoke.ts';
 
 /** One attachment of a container to a network: libcni's RuntimeConf. */
 export interface RuntimeConf {

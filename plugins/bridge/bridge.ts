@@ -4,25 +4,26 @@
 // races (bridge creation under a lock), leaks (rollback on any failure) or
 // DEL failures (best effort, owner-checked).
 import fs from 'node:fs';
-import type { CniRequest, PluginSpec } from '../../lib/skel.ts';
-import { runPlugin, processIO } from '../../lib/skel.ts';
+
 import { CniError, ERR_INTERNAL, ERR_INVALID_CONFIG, ERR_NOT_AVAILABLE } from '../../lib/cni/errors.ts';
 import type { Result } from '../../lib/cni/result.ts';
-import { Rtnetlink, type Link } from '../../lib/netlink/rtnetlink.ts';
-import { BRIDGE_VLAN_INFO_PVID, BRIDGE_VLAN_INFO_UNTAGGED, IFF_PROMISC, IFF_UP } from '../../lib/netlink/rtnl.ts';
-import { ignoreErrno, isErrno } from '../../lib/netlink/errors.ts';
-import { sysctlSet } from '../../lib/sysctl.ts';
-import { formatCidr, containsIp, parseCidr, type Cidr } from '../../lib/ip.ts';
 import { hashedVethName, isOwnedBy, type Owner } from '../../lib/hostveth.ts';
-import { masqChainName, masqComment, masqPresent, setupMasq, teardownMasq } from '../../lib/masq.ts';
+import { type Cidr, containsIp, formatCidr, parseCidr } from '../../lib/ip.ts';
 import { ipamStatus } from '../../lib/ipam.ts';
 import { acquireLock, lockNames, removeIdleLock } from '../../lib/lock.ts';
-import { SUITE_VERSION } from '../../lib/version.ts';
+import { masqChainName, masqComment, masqPresent, setupMasq, teardownMasq } from '../../lib/masq.ts';
+import { ignoreErrno, isErrno } from '../../lib/netlink/errors.ts';
+import { type Link, Rtnetlink } from '../../lib/netlink/rtnetlink.ts';
+import { BRIDGE_VLAN_INFO_PVID, BRIDGE_VLAN_INFO_UNTAGGED, IFF_PROMISC, IFF_UP } from '../../lib/netlink/rtnl.ts';
 import type { Netns } from '../../lib/netns.ts';
-import { loadBridgeConfig, type BridgeConfig } from './config.ts';
-import { containerRoutes, gatewayFor } from './routes.ts';
+import type { CniRequest, PluginSpec } from '../../lib/skel.ts';
+import { processIO, runPlugin } from '../../lib/skel.ts';
+import { sysctlSet } from '../../lib/sysctl.ts';
+import { SUITE_VERSION } from '../../lib/version.ts';
 import { addAttachment, checkAttachment, createVethPair, delAttachment, gcAttachments, type VethPlugin } from '../attachment.ts';
 import { checkContainerState, chooseDns, containerSysctls, ipsOf } from '../common.ts';
+import { type BridgeConfig, loadBridgeConfig } from './config.ts';
+import { containerRoutes, gatewayFor } from './routes.ts';
 
 const PLUGIN = 'cattle-bridge';
 const BRIDGE_LOCK_PREFIX = 'bridge-';
@@ -269,19 +270,19 @@ function del(req: CniRequest): Promise<void> {
 
 function check(req: CniRequest): Promise<void> {
   return checkAttachment(steps, req, ({ req, conf, prev, owner, host, cont }) => {
-  const br = host.linkByName(conf.bridge);
-  if (!br || br.kind !== 'bridge') throw new CniError(ERR_INTERNAL, `bridge ${conf.bridge} not found`);
-  const hostName = hostVethName(owner);
-  const hv = host.linkByName(hostName);
-  if (!hv || !isOwnedBy(hv, PLUGIN, owner, conf.network)) throw new CniError(ERR_INTERNAL, `host veth ${hostName} of this attachment not found`);
-  if (hv.master !== br.index) throw new CniError(ERR_INTERNAL, `host veth ${hostName} is not attached to ${conf.bridge}`);
-  const cl = cont.linkByName(req.ifname);
-  if (!cl || cl.parentIndex !== hv.index) throw new CniError(ERR_INTERNAL, `${req.ifname} in the container is not the peer of ${hostName}`);
-  const ifaces = prev.interfaces ?? [];
-  checkContainerState(cont, req.ifname, prev, (i) => ifaces[i]?.name === req.ifname && !!ifaces[i]?.sandbox);
-  if (conf.masquerade && !masqPresent(masqChain(conf, owner))) {
-    throw new CniError(ERR_INTERNAL, 'masquerade rule for this attachment is missing');
-  }
+    const br = host.linkByName(conf.bridge);
+    if (!br || br.kind !== 'bridge') throw new CniError(ERR_INTERNAL, `bridge ${conf.bridge} not found`);
+    const hostName = hostVethName(owner);
+    const hv = host.linkByName(hostName);
+    if (!hv || !isOwnedBy(hv, PLUGIN, owner, conf.network)) throw new CniError(ERR_INTERNAL, `host veth ${hostName} of this attachment not found`);
+    if (hv.master !== br.index) throw new CniError(ERR_INTERNAL, `host veth ${hostName} is not attached to ${conf.bridge}`);
+    const cl = cont.linkByName(req.ifname);
+    if (!cl || cl.parentIndex !== hv.index) throw new CniError(ERR_INTERNAL, `${req.ifname} in the container is not the peer of ${hostName}`);
+    const ifaces = prev.interfaces ?? [];
+    checkContainerState(cont, req.ifname, prev, (i) => ifaces[i]?.name === req.ifname && !!ifaces[i]?.sandbox);
+    if (conf.masquerade && !masqPresent(masqChain(conf, owner))) {
+      throw new CniError(ERR_INTERNAL, 'masquerade rule for this attachment is missing');
+    }
   });
 }
 

@@ -1,11 +1,11 @@
 // cattle-bridge configuration: the reference bridge fields plus Rancher's.
 // Schema: conf-examples/schemas/cattle-bridge.schema.json (defaults live there).
-import { validateCattleBridge, type CattleBridgeConf } from '../../gen/validators.js';
-import type { CniRequest } from '../../lib/skel.ts';
+import { type CattleBridgeConf, validateCattleBridge } from '../../gen/validators.js';
 import { argValue } from '../../lib/cni/args.ts';
 import { CniError, ERR_INVALID_CONFIG } from '../../lib/cni/errors.ts';
-import { containsIp, isValidIp, nthAddress, parseCidr, type Cidr } from '../../lib/ip.ts';
+import { type Cidr, containsIp, isValidIp, nthAddress, parseCidr } from '../../lib/ip.ts';
 import { checkArgs, requestedMac, validateWith } from '../../lib/plugin-config.ts';
+import type { CniRequest } from '../../lib/skel.ts';
 
 /** The schema's fields, as validated (types generated from the schema at build time). */
 type BridgeConfFields = CattleBridgeConf;

@@ -1,7 +1,7 @@
 // cattle-bridge's pure decisions: which gateway an address gets and which
 // routes the container gets. No kernel access: unit-tested on their own.
 import type { Result, ResultRoute } from '../../lib/cni/result.ts';
-import { nthAddress, parseCidr, type Cidr } from '../../lib/ip.ts';
+import { type Cidr, nthAddress, parseCidr } from '../../lib/ip.ts';
 import { ipsOf } from '../common.ts';
 import type { BridgeConfig } from './config.ts';
 

@@ -1,10 +1,10 @@
 // cattle-ptp configuration. Schema: conf-examples/schemas/cattle-ptp.schema.json
 // (defaults live there).
-import { validateCattlePtp, type CattlePtpConf } from '../../gen/validators.js';
-import type { CniRequest } from '../../lib/skel.ts';
+import { type CattlePtpConf, validateCattlePtp } from '../../gen/validators.js';
 import { isPlainObject } from '../../lib/cni/config.ts';
 import { CniError, ERR_INVALID_CONFIG } from '../../lib/cni/errors.ts';
 import { checkArgs, requestedMac, validateWith } from '../../lib/plugin-config.ts';
+import type { CniRequest } from '../../lib/skel.ts';
 
 /** The schema's fields, as validated (types generated from the schema at build time). */
 type PtpConfFields = CattlePtpConf;

@@ -4,25 +4,26 @@
 // which nobody owns; the host veth answers ARP for it (proxy_arp) with its
 // fixed MAC. The host reaches the pod through a /32 route on that veth.
 import fs from 'node:fs';
-import type { CniRequest, PluginSpec } from '../../lib/skel.ts';
-import { runPlugin, processIO } from '../../lib/skel.ts';
+
 import { CniError, ERR_INTERNAL } from '../../lib/cni/errors.ts';
 import type { Result, ResultRoute } from '../../lib/cni/result.ts';
-import { Rtnetlink, type Link } from '../../lib/netlink/rtnetlink.ts';
-import { RT_SCOPE_LINK, RT_SCOPE_UNIVERSE } from '../../lib/netlink/rtnl.ts';
-import { ignoreErrno, isErrno } from '../../lib/netlink/errors.ts';
-import { interfaceKey, sysctlGet, sysctlSet } from '../../lib/sysctl.ts';
-import { parseCidr } from '../../lib/ip.ts';
 import { hashedVethName, isOwnedBy, type Owner } from '../../lib/hostveth.ts';
+import { parseCidr } from '../../lib/ip.ts';
 import { ipamStatus } from '../../lib/ipam.ts';
-import { listStates } from '../../lib/state.ts';
 import { Logger } from '../../lib/log.ts';
-import { SUITE_VERSION } from '../../lib/version.ts';
+import { ignoreErrno, isErrno } from '../../lib/netlink/errors.ts';
+import { type Link, Rtnetlink } from '../../lib/netlink/rtnetlink.ts';
+import { RT_SCOPE_LINK, RT_SCOPE_UNIVERSE } from '../../lib/netlink/rtnl.ts';
 import type { Netns } from '../../lib/netns.ts';
-import { loadPtpConfig, type PtpConfig } from './config.ts';
-import { GATEWAY4, containerRoutes, gatewayOf, linkLocalOf, podIps, type PodIp } from './routes.ts';
-import { addAttachment, checkAttachment, createVethPair, delAttachment, gcAttachments, type AttachmentState, type VethPlugin } from '../attachment.ts';
+import type { CniRequest, PluginSpec } from '../../lib/skel.ts';
+import { processIO, runPlugin } from '../../lib/skel.ts';
+import { listStates } from '../../lib/state.ts';
+import { interfaceKey, sysctlGet, sysctlSet } from '../../lib/sysctl.ts';
+import { SUITE_VERSION } from '../../lib/version.ts';
+import { addAttachment, type AttachmentState, checkAttachment, createVethPair, delAttachment, gcAttachments, type VethPlugin } from '../attachment.ts';
 import { checkContainerState, chooseDns, containerSysctls } from '../common.ts';
+import { loadPtpConfig, type PtpConfig } from './config.ts';
+import { containerRoutes, GATEWAY4, gatewayOf, linkLocalOf, type PodIp, podIps } from './routes.ts';
 
 const PLUGIN = 'cattle-ptp';
 /** How long ADD waits for the host veth to come up (kernel notification, not polling). */
@@ -179,26 +180,26 @@ function buildResult(req: CniRequest, conf: PtpConfig, host: Rtnetlink, cont: Rt
 
 function check(req: CniRequest): Promise<void> {
   return checkAttachment(steps, req, ({ req, conf, prev, owner, host, cont }) => {
-  const hostName = prev.interfaces?.find((i) => !i.sandbox)?.name ?? hostVethName(conf, owner);
-  const hv = host.linkByName(hostName);
-  if (!hv || !isOwnedBy(hv, PLUGIN, owner, conf.network)) throw new CniError(ERR_INTERNAL, `host veth ${hostName} of this attachment not found`);
-  const cl = cont.linkByName(req.ifname);
-  if (!cl || cl.parentIndex !== hv.index) throw new CniError(ERR_INTERNAL, `${req.ifname} in the container is not the peer of ${hostName}`);
-  if (hv.mac !== conf.hostVethMac) throw new CniError(ERR_INTERNAL, `host veth ${hostName} has MAC ${hv.mac}, expected ${conf.hostVethMac}`);
-  if (sysctlGet(interfaceKey(4, hostName, 'proxy_arp')) !== '1') throw new CniError(ERR_INTERNAL, `proxy_arp is off on host veth ${hostName}`);
-  const ifaces = prev.interfaces ?? [];
-  checkContainerState(cont, req.ifname, prev, (i) => ifaces[i]?.name === req.ifname && !!ifaces[i]?.sandbox);
-  const ips = (prev.ips ?? []).map((i) => parseCidr(i.address));
-  if (ips.some((i) => i.family === 4)) {
-    const gwRoute = cont.routes({ family: 4, oif: cl.index }).some((r) => r.dst === `${GATEWAY4}/32` && !r.gw);
-    if (!gwRoute) throw new CniError(ERR_INTERNAL, `route ${GATEWAY4} dev ${req.ifname} scope link missing in the container`);
-  }
-  for (const ip of ips) {
-    const dst = `${ip.ip}/${ip.family === 4 ? 32 : 128}`;
-    if (!host.routes({ family: ip.family, oif: hv.index }).some((r) => r.dst === dst)) {
-      throw new CniError(ERR_INTERNAL, `host route ${dst} dev ${hostName} missing`);
+    const hostName = prev.interfaces?.find((i) => !i.sandbox)?.name ?? hostVethName(conf, owner);
+    const hv = host.linkByName(hostName);
+    if (!hv || !isOwnedBy(hv, PLUGIN, owner, conf.network)) throw new CniError(ERR_INTERNAL, `host veth ${hostName} of this attachment not found`);
+    const cl = cont.linkByName(req.ifname);
+    if (!cl || cl.parentIndex !== hv.index) throw new CniError(ERR_INTERNAL, `${req.ifname} in the container is not the peer of ${hostName}`);
+    if (hv.mac !== conf.hostVethMac) throw new CniError(ERR_INTERNAL, `host veth ${hostName} has MAC ${hv.mac}, expected ${conf.hostVethMac}`);
+    if (sysctlGet(interfaceKey(4, hostName, 'proxy_arp')) !== '1') throw new CniError(ERR_INTERNAL, `proxy_arp is off on host veth ${hostName}`);
+    const ifaces = prev.interfaces ?? [];
+    checkContainerState(cont, req.ifname, prev, (i) => ifaces[i]?.name === req.ifname && !!ifaces[i]?.sandbox);
+    const ips = (prev.ips ?? []).map((i) => parseCidr(i.address));
+    if (ips.some((i) => i.family === 4)) {
+      const gwRoute = cont.routes({ family: 4, oif: cl.index }).some((r) => r.dst === `${GATEWAY4}/32` && !r.gw);
+      if (!gwRoute) throw new CniError(ERR_INTERNAL, `route ${GATEWAY4} dev ${req.ifname} scope link missing in the container`);
     }
-  }
+    for (const ip of ips) {
+      const dst = `${ip.ip}/${ip.family === 4 ? 32 : 128}`;
+      if (!host.routes({ family: ip.family, oif: hv.index }).some((r) => r.dst === dst)) {
+        throw new CniError(ERR_INTERNAL, `host route ${dst} dev ${hostName} missing`);
+      }
+    }
   });
 }
 

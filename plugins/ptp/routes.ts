@@ -2,7 +2,7 @@
 // (169.254.1.1 and the host veth's link-local) and its routes. No kernel
 // access: unit-tested on their own.
 import type { Result, ResultRoute } from '../../lib/cni/result.ts';
-import { formatCidr, bytesToIp, macToBytes, parseCidr, type Cidr, type Family } from '../../lib/ip.ts';
+import { bytesToIp, type Cidr, type Family, formatCidr, macToBytes, parseCidr } from '../../lib/ip.ts';
 import { ipsOf } from '../common.ts';
 import type { PtpConfig } from './config.ts';
 

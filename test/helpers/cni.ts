@@ -4,8 +4,9 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { BIN, baseEnv, runExe, trackPid, untrackPid, type RunResult, type TestNetns } from './harness.ts';
+
 import { ownerMark } from '../../lib/hostveth.ts';
+import { baseEnv, BIN, runExe, type RunResult, type TestNetns, trackPid, untrackPid } from './harness.ts';
 
 /** The alias our plugins put on a host veth of this attachment. */
 export function markOf(plugin: string, containerId: string, network: string, ifname = 'eth0'): string {

@@ -1,11 +1,12 @@
 // cattle-bridge through the built executable, in fresh namespaces: a test
 // "host" netns runs the plugin, "pod" netns are the containers.
-import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { cleanupAll, makeNetns, netnsNames, rootLinkNames, ROOT, type TestNetns } from '../helpers/harness.ts';
-import { assertCurrentShape, assertOk, cni, cniAsync, hostLocalIpam, links, markOf, ping, tempDir, vethNames, type Attach } from '../helpers/cni.ts';
+import { after, before, test } from 'node:test';
+
+import { assertCurrentShape, assertOk, type Attach, cni, cniAsync, hostLocalIpam, links, markOf, ping, tempDir, vethNames } from '../helpers/cni.ts';
+import { cleanupAll, makeNetns, netnsNames, ROOT, rootLinkNames, type TestNetns } from '../helpers/harness.ts';
 
 let linksBefore: string[];
 let nsBefore: string[];

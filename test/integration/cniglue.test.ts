@@ -5,16 +5,17 @@
 // test-made "host" netns (`ip netns exec`), so the cattle bridge and the host
 // veths live there, never in the machine's root netns; /proc/<pid>/ns/net of
 // the containers works from there as from anywhere.
-import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { BIN, ROOT, baseEnv, makeNetns, rootLinkNames, runExe, trackPid, untrackPid, type TestNetns } from '../helpers/harness.ts';
-import { links } from '../helpers/cni.ts';
+import { after, before, describe, it } from 'node:test';
+
 import { RECORD_FILE } from '../../cniglue/state.ts';
+import { links } from '../helpers/cni.ts';
+import { baseEnv, BIN, makeNetns, ROOT, rootLinkNames, runExe, type TestNetns, trackPid, untrackPid } from '../helpers/harness.ts';
 
 const BRIDGE = 'cglue0';
 const IMAGE = 'cglue-busybox:test';

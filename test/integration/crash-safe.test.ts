@@ -1,11 +1,12 @@
 // Defects that once wedged a pod or leaked host state (issue: crash-safe ADD),
 // each shown fixed through the built executables in fresh namespaces.
-import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
+import { after, test } from 'node:test';
+
+import { assertCniError, assertOk, type Attach, cni, links, markOf, ping, tempDir, vethNames } from '../helpers/cni.ts';
 import { makeNetns, type TestNetns } from '../helpers/harness.ts';
-import { assertCniError, assertOk, cni, links, markOf, ping, tempDir, vethNames, type Attach } from '../helpers/cni.ts';
 
 const dirs = tempDir('ccni-crash-');
 after(() => fs.rmSync(dirs, { recursive: true, force: true }));

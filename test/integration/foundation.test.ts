@@ -1,7 +1,8 @@
 // The foundation through the built executable: the kernel layer in fresh
 // network namespaces, the CLI, and Node-level environment that must not matter.
-import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
+import { before, test } from 'node:test';
+
 import { cleanupAll, makeNetns, netnsNames, rootLinkNames, runExe, type TestNetns } from '../helpers/harness.ts';
 
 let linksBefore: string[];

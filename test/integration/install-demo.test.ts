@@ -4,13 +4,14 @@
 // argument checked before anything is written), `npm run demo` end to end, its
 // --keep / --clean, the cattle-cni command's exit codes and messages, and
 // CNI_DEBUG_STACK stacks that name the TypeScript sources.
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { BIN, ROOT, baseEnv, makeNetns, netnsNames, rootLinkNames, runExe } from '../helpers/harness.ts';
+import { test } from 'node:test';
+
+import { baseEnv, BIN, makeNetns, netnsNames, ROOT, rootLinkNames, runExe } from '../helpers/harness.ts';
 
 const INSTALL = path.join(ROOT, 'scripts', 'install.sh');
 

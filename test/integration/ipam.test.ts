@@ -2,16 +2,17 @@
 // stdin), against the built cattle-metadata on loopback and stand-in servers
 // that misbehave; the peak RSS of an ADD against a huge answer, in a netns of
 // its own. Every process started here is stopped by PID.
-import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import type { AddressInfo } from 'node:net';
-import { baseEnv, BIN, makeNetns, runExe, trackPid, untrackPid, type TestNetns } from '../helpers/harness.ts';
-import { startMetadataExe, type MetadataProcess } from './metadata-exe.ts';
+import { after, before, describe, it } from 'node:test';
+
+import { baseEnv, BIN, makeNetns, runExe, type TestNetns, trackPid, untrackPid } from '../helpers/harness.ts';
+import { type MetadataProcess, startMetadataExe } from './metadata-exe.ts';
 
 const VERSIONS = ['0.1.0', '0.2.0', '0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0'];
 const CID = 'f00dcafe0123456789abcdef';

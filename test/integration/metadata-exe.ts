@@ -1,9 +1,10 @@
 // The built cattle-metadata for integration tests: started on 127.0.0.1 with
 // random ports, stopped by PID (the harness also kills it if a test fails).
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import http from 'node:http';
 import path from 'node:path';
 import { after } from 'node:test';
+
 import { baseEnv, BIN, cleanupAll, trackPid, untrackPid } from '../helpers/harness.ts';
 
 // Whatever a failed test left running is killed by PID at the end of the file.
@@ -75,4 +76,3 @@ export function request(url: string, opts: { method?: string; headers?: Record<s
     req.end();
   });
 }
-

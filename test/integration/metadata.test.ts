@@ -1,13 +1,14 @@
 // cattle-metadata as built: the service on loopback (random ports), its
 // reloads (SIGHUP, POST /v1/reload, file change), the record-editing CLI and
 // its errors. Every process started here is stopped by PID.
-import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+
 import { runExe } from '../helpers/harness.ts';
-import { request, startMetadataExe, type MetadataProcess } from './metadata-exe.ts';
+import { type MetadataProcess, request, startMetadataExe } from './metadata-exe.ts';
 
 const JSON_ACCEPT = { Accept: 'application/json' };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -1,8 +1,9 @@
 // withNetnsSync guard rails (runs as root: switches into a fresh netns).
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { currentNetnsId, openNetns, withNetnsSync, NetnsError } from '../../lib/netns.ts';
+import { test } from 'node:test';
+
+import { currentNetnsId, NetnsError, openNetns, withNetnsSync } from '../../lib/netns.ts';
 
 const NOT_ROOT = process.getuid?.() !== 0 ? 'needs root: it makes a network namespace and switches into it' : false;
 

@@ -21,14 +21,15 @@
 // podman is installed when missing (apt-get install podman runc busybox-static).
 // The tests are skipped only when podman cannot run containers on the machine,
 // and never when CI is set.
-import { after, before, describe, it, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { BIN, ROOT, baseEnv, makeNetns, rootLinkNames, type TestNetns } from '../helpers/harness.ts';
+import { after, before, describe, it, type TestContext } from 'node:test';
+
 import { hashHex } from '../../lib/hash.ts';
+import { baseEnv, BIN, makeNetns, ROOT, rootLinkNames, type TestNetns } from '../helpers/harness.ts';
 
 const EXAMPLES = path.join(ROOT, 'conf-examples', 'podman');
 const IMAGE = `localhost/cattle-cni-test-busybox:${process.pid}`;

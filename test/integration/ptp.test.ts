@@ -3,14 +3,15 @@
 // with a default route through it, because proxy ARP answers only for
 // addresses the host routes out of another interface. "pod" netns are the
 // containers.
-import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { cleanupAll, makeNetns, netnsNames, rootLinkNames, ROOT, trackPid, untrackPid, type TestNetns } from '../helpers/harness.ts';
-import { assertCurrentShape, assertOk, cni, cniAsync, hostLocalIpam, links, markOf, ping, tempDir, vethNames, type Attach } from '../helpers/cni.ts';
+import { after, before, test } from 'node:test';
+
 import { hashedVethName } from '../../lib/hostveth.ts';
+import { assertCurrentShape, assertOk, type Attach, cni, cniAsync, hostLocalIpam, links, markOf, ping, tempDir, vethNames } from '../helpers/cni.ts';
+import { cleanupAll, makeNetns, netnsNames, ROOT, rootLinkNames, type TestNetns, trackPid, untrackPid } from '../helpers/harness.ts';
 
 const HOST_ADDR = '192.168.252.1';
 const METADATA = '169.254.169.250';

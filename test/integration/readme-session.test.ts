@@ -24,13 +24,14 @@
 // inside `"mac": "…"` for any MAC, and ping's `time=… ms` for any time. A
 // command whose shown output is a cattle-cni error message must fail; every
 // other command must succeed.
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { BIN, ROOT, baseEnv, makeNetns, rootLinkNames } from '../helpers/harness.ts';
+import { test } from 'node:test';
+
+import { baseEnv, BIN, makeNetns, ROOT, rootLinkNames } from '../helpers/harness.ts';
 
 const SECTION = '### cattle-cni: a cnitool you can run by hand';
 /** What the session writes; each a private tmpfs while it runs. */

@@ -2,13 +2,14 @@
 // reference plugins from /usr/lib/cni, the way cnitool would: each test's "host"
 // is a netns it made, configs and the result cache live in temp dirs
 // (NETCONFPATH, CNI_CACHE_DIR), addresses are test ranges inside those namespaces.
-import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { spawnSync } from 'node:child_process';
+import { after, describe, it } from 'node:test';
+
 import { makeNetns, netnsNames, rootLinkNames, runExe, type RunResult, type TestNetns } from '../helpers/harness.ts';
 
 const REFERENCE_PLUGINS = '/usr/lib/cni';
@@ -280,7 +281,7 @@ describe('cattle-cni with the reference plugins', { skip: skipNoPlugins }, () =>
     assert.deepEqual(w.leases('bad'), []);
 
     const usage = runExe('cattle-cni', { args: ['add', 'only-one-arg'], netns: w.host });
-    assert.equal(usage.code, 2, "a usage error exits 2");
+    assert.equal(usage.code, 2, 'a usage error exits 2');
     assert.match(usage.stderr, /usage: cattle-cni add\|check\|del\|gc\|status <net> <netns-path>/);
 
     const badArgs = w.cni('add', 'bad', pod.path, { CNI_ARGS: 'IgnoreUnknown' });

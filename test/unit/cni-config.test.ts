@@ -1,5 +1,7 @@
-import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+
+import type { NetConf } from '../../lib/cni/config.ts';
 import {
   argsCni,
   parseBool,
@@ -8,7 +10,6 @@ import {
   prevResultOf,
   runtimeConfigValue,
 } from '../../lib/cni/config.ts';
-import type { NetConf } from '../../lib/cni/config.ts';
 import type { CniCommand } from '../../lib/cni/env.ts';
 
 const buf = (v: unknown): Buffer => Buffer.from(typeof v === 'string' ? v : JSON.stringify(v));

@@ -1,5 +1,6 @@
-import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+
 import { parseEnv, validateContainerId, validateIfName } from '../../lib/cni/env.ts';
 
 const FULL = {

@@ -1,5 +1,6 @@
-import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+
 import * as errors from '../../lib/cni/errors.ts';
 import { CniError, errorJSON, toCniError } from '../../lib/cni/errors.ts';
 

@@ -1,7 +1,8 @@
-import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { convertResult, formatResult, ipFamily, parseResult } from '../../lib/cni/result.ts';
+import { describe, it } from 'node:test';
+
 import type { Result } from '../../lib/cni/result.ts';
+import { convertResult, formatResult, ipFamily, parseResult } from '../../lib/cni/result.ts';
 import { SUPPORTED_VERSIONS } from '../../lib/cni/versions.ts';
 
 /** Compares serialised JSON, so key order is part of the check. */

@@ -1,5 +1,7 @@
-import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+
+import { CniError } from '../../lib/cni/errors.ts';
 import {
   compareVersions,
   CURRENT_VERSION,
@@ -9,7 +11,6 @@ import {
   versionAtLeast,
   versionInfoJSON,
 } from '../../lib/cni/versions.ts';
-import { CniError } from '../../lib/cni/errors.ts';
 
 describe('versions', () => {
   it('current version is 1.1.0 and the supported list is the library set, oldest first', () => {

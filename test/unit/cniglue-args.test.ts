@@ -1,6 +1,7 @@
 // cniglue CNI_ARGS: Rancher's fixed order, keys without a label left out.
-import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+
 import { ArgsError, cniArgsFor, formatCniArgs } from '../../cniglue/args.ts';
 import { parseCniArgs } from '../../lib/cni/args.ts';
 

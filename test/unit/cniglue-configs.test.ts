@@ -1,10 +1,11 @@
 // cniglue configuration discovery (a directory per network, .conf/.conflist/.json,
 // all of them in name order) and the ADD/DEL sequencing over them, with
 // recording fake plugins.
-import { before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
+import { before, describe, it } from 'node:test';
+
 import { DEFAULT_CNI_PATH, loadNetworkConfigs, netconfDir, networkConfFiles, parseCniPath } from '../../cniglue/configs.ts';
 import { glueAdd, glueDel, type GlueSettings } from '../../cniglue/glue.ts';
 import { FakePlugins, tempDir } from './runtime-fakes.ts';

@@ -1,11 +1,12 @@
 // cniglue hook mode: parsing the OCI state and Docker's config files (malformed
 // input is a clear error and nothing runs), and the prestart/poststop contract
 // run from source against recording fake plugins.
-import { before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { before, describe, it } from 'node:test';
+
 import { HookInputError, parseHookInput } from '../../cniglue/hook.ts';
 import { parseOptions } from '../../cniglue/main.ts';
 import { FakePlugins, tempDir } from './runtime-fakes.ts';

@@ -1,8 +1,9 @@
 // cniglue network selection: labels first, then NetworkMode; never a container
 // that shares the host's or another container's netns (Rancher #9700).
-import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { selectNetwork, SelectionError } from '../../cniglue/select.ts';
+import { describe, it } from 'node:test';
+
+import { SelectionError, selectNetwork } from '../../cniglue/select.ts';
 
 const sel = (networkMode: string, labels: Record<string, string> = {}) => selectNetwork({ networkMode, labels });
 

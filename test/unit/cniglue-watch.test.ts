@@ -5,14 +5,16 @@
 // disk from one that was killed. The real daemon and plugins are in
 // test/integration/cniglue.test.ts.
 import './cniglue-watch-env.ts'; // first: before lib/state.ts reads CATTLE_CNI_STATE_DIR
-import { after, afterEach, describe, it } from 'node:test';
+
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
+import { after, afterEach, describe, it } from 'node:test';
+
 import { DockerClient, parseEvent, socketPathOf } from '../../cniglue/docker.ts';
 import type { Attachment } from '../../cniglue/glue.ts';
-import { RECORD_FILE, writeAttachmentRecord, writeStateFile, type AttachmentRecord } from '../../cniglue/state.ts';
+import { type AttachmentRecord, RECORD_FILE, writeAttachmentRecord, writeStateFile } from '../../cniglue/state.ts';
 import { Watcher } from '../../cniglue/watch.ts';
 import type { OpKind, OpOutcome } from '../../cniglue/worker.ts';
 import { writeCacheEntry } from '../../lib/runtime/cache.ts';

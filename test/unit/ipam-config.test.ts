@@ -1,12 +1,13 @@
 // cattle-ipam configuration: Rancher's forms of each field, defaults, and
 // clear code-7 errors; the addresses a runtime can hand over.
-import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+
 import { addressWithPrefix, DEFAULT_METADATA_ADDRESS, loadIpamConfig, requestedIps } from '../../ipam/cattle/config.ts';
-import type { CniRequest } from '../../lib/skel.ts';
 import { parseCniArgs } from '../../lib/cni/args.ts';
-import { CniError } from '../../lib/cni/errors.ts';
 import type { NetConf } from '../../lib/cni/config.ts';
+import { CniError } from '../../lib/cni/errors.ts';
+import type { CniRequest } from '../../lib/skel.ts';
 
 function req(ipam: Record<string, unknown> | undefined, opts: { env?: Record<string, string>; args?: string; extra?: Record<string, unknown> } = {}): CniRequest {
   const config = { cniVersion: '0.1.0', name: 'rancher-cni-network', type: 'rancher-bridge', ...(ipam ? { ipam } : {}), ...opts.extra } as NetConf;

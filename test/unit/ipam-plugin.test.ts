@@ -3,19 +3,20 @@
 // record, oversized answer), the fast path with no service at all, every
 // cniVersion, and DEL/CHECK/STATUS/GC. Timing is proven by what the server saw
 // and what the plugin logged, never by the clock.
-import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import path from 'node:path';
 import type http from 'node:http';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+
 import { plugin } from '../../ipam/cattle/plugin.ts';
-import { MAX_ITEM_BYTES, MAX_LIST_BYTES } from '../../lib/metadata-client.ts';
-import { processIO } from '../../lib/skel.ts';
 import type { Result } from '../../lib/cni/result.ts';
 import { SUPPORTED_VERSIONS } from '../../lib/cni/versions.ts';
+import { MAX_ITEM_BYTES, MAX_LIST_BYTES } from '../../lib/metadata-client.ts';
+import { processIO } from '../../lib/skel.ts';
 import { createMetadataHandler } from '../../metadata/server.ts';
 import {
-  answersWith, BASE_ENV, deadAddress, ipamConf, runIpam, startFakeServer, startMetadata, tempDir, type PluginRun, type TestMetadata,
+  answersWith, BASE_ENV, deadAddress, ipamConf, type PluginRun, runIpam, startFakeServer, startMetadata, tempDir, type TestMetadata,
 } from './metadata-fixtures.ts';
 
 const RECORD = {

@@ -1,17 +1,18 @@
 // Small mechanisms: IP math, host veth names and marks, iptables rule
 // parsing, the dispatch table, the lock and the netns wrapper's guard rails.
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { spawnSync } from 'node:child_process';
-import { bytesToMac, containsIp, isValidMac, macToBytes, networkOf, nthAddress, parseCidr } from '../../lib/ip.ts';
-import { hashedVethName, isOwnedBy, networkTag, ownerMark, parseOwnerMark } from '../../lib/hostveth.ts';
-import { masqChainName, splitRule } from '../../lib/masq.ts';
+import { test } from 'node:test';
+
 import { ENTRIES, entryName } from '../../entries.ts';
+import { hashedVethName, isOwnedBy, networkTag, ownerMark, parseOwnerMark } from '../../lib/hostveth.ts';
+import { bytesToMac, containsIp, isValidMac, macToBytes, networkOf, nthAddress, parseCidr } from '../../lib/ip.ts';
+import { masqChainName, splitRule } from '../../lib/masq.ts';
+import { interfaceKey, sysctlPath } from '../../lib/sysctl.ts';
 import { hostVethName } from '../../plugins/bridge/bridge.ts';
-import { sysctlPath, interfaceKey } from '../../lib/sysctl.ts';
 
 test('CIDR parsing keeps host bits; network and n-th address', () => {
   assert.deepEqual(parseCidr('10.42.7.9/16'), { ip: '10.42.7.9', prefix: 16, family: 4 });

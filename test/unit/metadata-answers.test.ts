@@ -1,10 +1,11 @@
 // Answers files: shape checks, defaults merged into clients, the served
 // version, `latest`, and path resolution (index, name, uuid, lowercase retry).
-import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { describe, it } from 'node:test';
+
 import {
   AnswersError, checkAnswers, clientTree, emptyAnswers, KNOWN_VERSIONS, lookupPath, parseAnswersText, prepareAnswers, resolveVersion,
 } from '../../metadata/answers.ts';

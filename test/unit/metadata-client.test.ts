@@ -1,10 +1,11 @@
 // lib/metadata-client: per-request timeouts, HTTP/1.0 framing, HTTP and JSON
 // errors, size caps (cut while streaming, not after), lists read object by
 // object, the long-poll request, and addresses as users write them. Loopback only.
-import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import net from 'node:net';
 import type http from 'node:http';
+import net from 'node:net';
+import { describe, it } from 'node:test';
+
 import {
   httpGetJson, httpGetObjectList, httpGetText, longPoll, MAX_ITEM_BYTES, MAX_LIST_BYTES, MAX_VALUE_BYTES, metadataBaseUrl,
   MetadataHttpError, MetadataTimeoutError, MetadataTooLargeError, ObjectListReader,

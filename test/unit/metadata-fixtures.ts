@@ -3,15 +3,16 @@
 // the IPAM plugin run in-process exactly as the skel runs it. Loopback only.
 import fs from 'node:fs';
 import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import type { AddressInfo } from 'node:net';
+
+import { plugin } from '../../ipam/cattle/plugin.ts';
+import { type PluginIO, runPlugin } from '../../lib/skel.ts';
 import type { Answers } from '../../metadata/answers.ts';
 import { addContainer, type ContainerSpec } from '../../metadata/records.ts';
 import { createMetadataHandler, createReloadHandler, listen, type RunningServer } from '../../metadata/server.ts';
 import { AnswersStore } from '../../metadata/store.ts';
-import { runPlugin, type PluginIO } from '../../lib/skel.ts';
-import { plugin } from '../../ipam/cattle/plugin.ts';
 
 export function tempDir(prefix = 'cattle-md-'): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), prefix));

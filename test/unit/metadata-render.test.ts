@@ -1,6 +1,7 @@
 // Content negotiation and the text/JSON/YAML renderings of rancher-metadata.
-import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+
 import { loadYaml, needsLoading, negotiate, queryEscape, renderError, renderText, renderValue } from '../../metadata/render.ts';
 
 describe('negotiate', () => {
@@ -40,7 +41,7 @@ describe('renderText', () => {
   });
 
   it('queryEscape matches Go url.QueryEscape', () => {
-    assert.equal(queryEscape("a b!'()*~-_.é/"), "a+b%21%27%28%29%2A~-_.%C3%A9%2F");
+    assert.equal(queryEscape("a b!'()*~-_.é/"), 'a+b%21%27%28%29%2A~-_.%C3%A9%2F');
   });
 });
 

@@ -1,9 +1,10 @@
 // The metadata service over HTTP on loopback: index, versions, paths,
 // negotiation, per-client answers, 404 shapes, long-poll, reloads.
-import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import http from 'node:http';
+import { after, before, describe, it } from 'node:test';
+
 import { parseListen } from '../../metadata/server.ts';
 import { sleep, startMetadata, type TestMetadata } from './metadata-fixtures.ts';
 

@@ -1,7 +1,8 @@
 // YAML answers files (read with the `yaml` package, YAML 1.2 core) and YAML answers (written as
 // rancher-metadata's Go yaml.v2 writes them).
-import { before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { before, describe, it } from 'node:test';
+
 import { parseYaml } from '../../metadata/answers.ts';
 import { loadYaml, stringifyYaml } from '../../metadata/render.ts';
 

@@ -2,13 +2,14 @@
 // (scripts/capture-netlink-fixtures.ts → test/fixtures/netlink/*.json): every
 // captured reply is decoded and compared with what iproute2 (`ip -j`,
 // `bridge -j`) reported for the same objects at capture time.
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import * as m from '../../lib/netlink/rtnl.ts';
+import { test } from 'node:test';
+
 import { decodeMessage } from '../../lib/netlink/attrs.ts';
-import { LINK, type BridgePortValues, type BridgeValues, type VxlanValues } from '../../lib/netlink/tables.ts';
+import * as m from '../../lib/netlink/rtnl.ts';
+import { type BridgePortValues, type BridgeValues, LINK, type VxlanValues } from '../../lib/netlink/tables.ts';
 
 type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 

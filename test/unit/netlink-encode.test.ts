@@ -6,10 +6,11 @@
 //   ndmsg     (12): family u8, pad u8, pad u16, ifindex s32, state u16, flags u8, type u8
 //   attribute: len u16 (header + data, without padding), type u16 (| 0x8000 NLA_F_NESTED), data, pad to 4
 // All little-endian except IFLA_VXLAN_PORT and NDA_PORT (network order).
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import * as w from '../../lib/netlink/wire.ts';
+import { test } from 'node:test';
+
 import * as m from '../../lib/netlink/rtnl.ts';
+import * as w from '../../lib/netlink/wire.ts';
 
 /** Hex written with spaces, newlines and `# comments`. */
 function hex(s: string): string {

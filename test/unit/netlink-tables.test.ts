@@ -1,16 +1,18 @@
 // The attribute-table machinery (lib/netlink/attrs.ts): length rules, bad
 // TLVs, unknown attributes, variant and repeated attributes, the codecs.
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
+import { test } from 'node:test';
+
 import fc from 'fast-check';
 import ipaddr from 'ipaddr.js';
+
 import * as a from '../../lib/netlink/attrs.ts';
-import * as w from '../../lib/netlink/wire.ts';
-import * as m from '../../lib/netlink/rtnl.ts';
 import { NetlinkDecodeError } from '../../lib/netlink/errors.ts';
+import * as m from '../../lib/netlink/rtnl.ts';
 import { IFLA, TABLES } from '../../lib/netlink/tables.ts';
+import * as w from '../../lib/netlink/wire.ts';
 
 const from = (s: string) => Buffer.from(s.replace(/\s+/g, ''), 'hex');
 const IFINFO = from('00 00 0000 05000000 00000000 00000000');

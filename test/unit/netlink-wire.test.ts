@@ -2,10 +2,11 @@
 // bytes, the strict splitting of datagrams and attribute runs, acks and the
 // extended-ack text of NLMSG_ERROR and NLMSG_DONE. The rtnetlink message
 // bodies are in netlink-encode (encoders) and netlink-decode (captured replies).
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import * as w from '../../lib/netlink/wire.ts';
+import { test } from 'node:test';
+
 import { NetlinkDecodeError } from '../../lib/netlink/errors.ts';
+import * as w from '../../lib/netlink/wire.ts';
 
 const hex = (b: Buffer) => b.toString('hex');
 const from = (s: string) => Buffer.from(s.replace(/\s+/g, ''), 'hex');

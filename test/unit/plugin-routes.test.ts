@@ -1,10 +1,11 @@
 // The plugins' pure decisions (gateways, container routes, link-local
 // gateway), without a kernel.
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { containerRoutes as bridgeRoutes, gatewayFor } from '../../plugins/bridge/routes.ts';
-import { GATEWAY4, containerRoutes as ptpRoutes, gatewayOf, linkLocalOf, podIps } from '../../plugins/ptp/routes.ts';
+import { test } from 'node:test';
+
 import { parseCidr } from '../../lib/ip.ts';
+import { containerRoutes as bridgeRoutes, gatewayFor } from '../../plugins/bridge/routes.ts';
+import { containerRoutes as ptpRoutes, GATEWAY4, gatewayOf, linkLocalOf, podIps } from '../../plugins/ptp/routes.ts';
 
 const plain = { useBridgeIPAsGateway: false, isDefaultGateway: false };
 

@@ -1,7 +1,9 @@
-import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
+import { describe, it } from 'node:test';
+
+import type { CacheEntry } from '../../lib/runtime/cache.ts';
 import {
   cacheFilePath,
   decodeCacheEntry,
@@ -12,7 +14,6 @@ import {
   removeCacheEntry,
   writeCacheEntry,
 } from '../../lib/runtime/cache.ts';
-import type { CacheEntry } from '../../lib/runtime/cache.ts';
 import { tempDir } from './runtime-fakes.ts';
 
 const CONFIG = Buffer.from('{"cniVersion":"1.0.0","name":"net","plugins":[{"type":"bridge"}]}\n');

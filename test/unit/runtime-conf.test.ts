@@ -1,7 +1,9 @@
-import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
+import { describe, it } from 'node:test';
+
+import { CniError } from '../../lib/cni/errors.ts';
 import {
   confFiles,
   loadNetworkList,
@@ -9,7 +11,6 @@ import {
   networkListFromConf,
   pickVersion,
 } from '../../lib/runtime/conf.ts';
-import { CniError } from '../../lib/cni/errors.ts';
 import { tempDir } from './runtime-fakes.ts';
 
 function confDir(files: Record<string, unknown>): string {

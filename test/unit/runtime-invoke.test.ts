@@ -1,11 +1,12 @@
-import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { describe, it } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
-import { execPlugin, execPluginJSON, findInPath, pluginEnv, PluginError } from '../../lib/runtime/invoke.ts';
+
 import type { PluginCall } from '../../lib/runtime/invoke.ts';
+import { execPlugin, execPluginJSON, findInPath, pluginEnv, PluginError } from '../../lib/runtime/invoke.ts';
 import { tempDir, writeScript } from './runtime-fakes.ts';
 
 const CALL: PluginCall = {

@@ -1,11 +1,14 @@
 // ADD/CHECK/DEL/GC/STATUS of the runtime driving recording fake plugins.
-import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { networkListFromBytes } from '../../lib/runtime/conf.ts';
-import type { NetworkList } from '../../lib/runtime/conf.ts';
+import { describe, it } from 'node:test';
+
+import type { CniError } from '../../lib/cni/errors.ts';
 import { cacheFilePath, readCacheEntry, writeCacheEntry } from '../../lib/runtime/cache.ts';
+import type { NetworkList } from '../../lib/runtime/conf.ts';
+import { networkListFromBytes } from '../../lib/runtime/conf.ts';
+import type { RuntimeConf } from '../../lib/runtime/runtime.ts';
 import {
   addNetworkList,
   checkNetworkList,
@@ -15,8 +18,6 @@ import {
   pluginStdin,
   statusNetworkList,
 } from '../../lib/runtime/runtime.ts';
-import type { RuntimeConf } from '../../lib/runtime/runtime.ts';
-import type { CniError } from '../../lib/cni/errors.ts';
 import { FakePlugins } from './runtime-fakes.ts';
 
 function makeList(conf: Record<string, unknown>): NetworkList {

@@ -1,10 +1,11 @@
 // The JSON Schemas shipped in conf-examples/schemas (the ones the plugins'
 // precompiled validators come from) validate every example and reject broken
 // ones. ajv is a dev dependency: it is used here, never at run time.
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
+import { test } from 'node:test';
+
 import { Ajv } from 'ajv';
 
 const dir = path.resolve(import.meta.dirname, '..', '..', 'conf-examples');

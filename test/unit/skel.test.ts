@@ -1,13 +1,14 @@
-import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { closeSync, existsSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { readFdToEnd, runPlugin, usageText } from '../../lib/skel.ts';
-import type { CniRequest, PluginIO, PluginSpec } from '../../lib/skel.ts';
+import { describe, it } from 'node:test';
+
 import { CniError } from '../../lib/cni/errors.ts';
 import type { Result } from '../../lib/cni/result.ts';
+import type { CniRequest, PluginIO, PluginSpec } from '../../lib/skel.ts';
+import { readFdToEnd, runPlugin, usageText } from '../../lib/skel.ts';
 
 const VERSION_LINE =
   '{"cniVersion":"1.1.0","supportedVersions":["0.1.0","0.2.0","0.3.0","0.3.1","0.4.0","1.0.0","1.1.0"]}\n';
