@@ -3,7 +3,7 @@
 // Schema and defaults: conf-examples/schemas/cattle-ipam.schema.json.
 import { isIP } from 'node:net';
 
-import { validateCattleIpam } from '../../gen/validators.js';
+import { type CattleIpamConf, validateCattleIpam } from '../../gen/validators.js';
 import { argValue } from '../../lib/cni/args.ts';
 import { argsCni, runtimeConfigValue } from '../../lib/cni/config.ts';
 import { CniError, ERR_INVALID_CONFIG } from '../../lib/cni/errors.ts';
@@ -13,17 +13,8 @@ import type { CniRequest } from '../../lib/skel.ts';
 
 export const DEFAULT_METADATA_ADDRESS = '169.254.169.250';
 
-interface IpamFields {
-  type: string;
-  subnetPrefixSize: number | string;
-  routes: { dst: string; gw?: string }[];
-  gateway?: string;
-  metadataAddress?: string;
-  metadataVersion: string;
-  timeout: number;
-  logToFile?: string;
-  isDebugLevel: boolean;
-}
+/** The schema's fields, as validated (types generated from the schema at build time). */
+type IpamFields = CattleIpamConf;
 
 export interface IpamRoute {
   dst: string;

@@ -6,7 +6,7 @@ import { argValue } from '../../lib/cni/args.ts';
 import { isPlainObject, prevResultOf } from '../../lib/cni/config.ts';
 import { CniError, ERR_INTERNAL, ERR_INVALID_CONFIG, ERR_NOT_AVAILABLE } from '../../lib/cni/errors.ts';
 import type { Result, ResultDNS, ResultRoute } from '../../lib/cni/result.ts';
-import { type Cidr, nthAddress } from '../../lib/ip.ts';
+import { type Cidr, formatCidr, nthAddress } from '../../lib/ip.ts';
 import { Logger } from '../../lib/log.ts';
 import { httpGetJson, metadataBaseUrl, MetadataHttpError } from '../../lib/metadata-client.ts';
 import { type CniRequest, type PluginSpec, processIO, runPlugin } from '../../lib/skel.ts';
@@ -39,7 +39,7 @@ async function add(req: CniRequest): Promise<Result> {
     const result = buildResult(cfg, [address], record);
     // The MAC cattle assigned travels in the result's interfaces, the spec's channel for it.
     if (record.primary_mac_address) result.interfaces = [{ name: req.ifname, mac: record.primary_mac_address.toLowerCase() }];
-    log.finish('ok', { address: cidrText(address), source: 'metadata' });
+    log.finish('ok', { address: formatCidr(address), source: 'metadata' });
     return result;
   } catch (e) {
     log.finish('error', { error: e instanceof Error ? e.message : String(e) });
@@ -66,7 +66,7 @@ export function buildResult(cfg: IpamConfig, addresses: Cidr[], record?: Contain
   const ips = addresses.map((a) => {
     const gateway = gatewayFor(cfg, a);
     if (gateway !== undefined && !gateways.has(a.family)) gateways.set(a.family, gateway);
-    return gateway !== undefined ? { address: cidrText(a), gateway } : { address: cidrText(a) };
+    return gateway !== undefined ? { address: formatCidr(a), gateway } : { address: formatCidr(a) };
   });
   const routes: ResultRoute[] = [];
   for (const r of cfg.routes) {
@@ -95,10 +95,6 @@ function gatewayFor(cfg: IpamConfig, a: Cidr): string | undefined {
   return nthAddress(a, 1);
 }
 
-function cidrText(c: Cidr): string {
-  return `${c.ip}/${c.prefix}`;
-}
-
 async function del(_req: CniRequest): Promise<void> {
   // Cattle assigned the address and takes it back itself: nothing to release, nobody to ask.
 }
@@ -121,16 +117,16 @@ async function check(req: CniRequest): Promise<void> {
     want = [addressWithPrefix(record.primary_ip, cfg.prefix, 'metadata primary_ip')];
   }
   for (const a of want) {
-    if (!have.has(cidrText(a).split('/')[0])) {
+    if (!have.has(formatCidr(a).split('/')[0])) {
       const found = prev.ips?.map((i) => i.address).join(', ') || 'none';
-      throw new CniError(ERR_INTERNAL, `address ${cidrText(a)} is not in prevResult`, `prevResult has ${found}; the container's address changed`);
+      throw new CniError(ERR_INTERNAL, `address ${formatCidr(a)} is not in prevResult`, `prevResult has ${found}; the container's address changed`);
     }
   }
 }
 
 function canonical(address: string): string {
   try {
-    return cidrText(addressWithPrefix(address, 0, 'prevResult'));
+    return formatCidr(addressWithPrefix(address, 0, 'prevResult'));
   } catch {
     return address;
   }
