@@ -29,7 +29,7 @@ async function add(req: CniRequest): Promise<Result> {
   try {
     const given = requestedIps(req, cfg.prefix);
     if (given) {
-      log.detail('address from the runtime', { source: given.source, addresses: given.addresses.map(cidrText) });
+      log.detail('address from the runtime', { source: given.source, addresses: given.addresses.map(formatCidr) });
       const result = buildResult(cfg, given.addresses);
       log.finish('ok', { address: result.ips?.map((i) => i.address), source: given.source });
       return result;
