@@ -17,6 +17,7 @@ export const ENTRIES: Record<ProgramName, () => Promise<Entry>> = {
   'rancher-cni-ipam': () => import('./ipam/cattle/plugin.ts'),
   'cattle-metadata': () => import('./metadata/main.ts'),
   'cniglue': () => import('./cniglue/main.ts'),
+  'cattle-net': () => import('./agent/main.ts'),
 };
 
 /** Our IPAM programs; a main plugin calls them in-process (no second Node start). */

@@ -4,7 +4,7 @@ import tseslint from 'typescript-eslint';
 
 // The rooms of the house and what each may import (docs/ARCHITECTURE.md):
 // entries → programs → lib, never back; programs never import each other.
-const PROGRAMS = ['plugins', 'ipam', 'metadata', 'cniglue', 'cli'];
+const PROGRAMS = ['plugins', 'ipam', 'metadata', 'cniglue', 'cli', 'agent'];
 const TOP = ['**/entries.ts', '../main.ts', '../../main.ts'];
 
 function mayNotImport(rooms, extra = []) {

@@ -68,7 +68,7 @@ function visit(v) {
 }
 for (const f of files) if (!idx.has(f)) visit(f);
 
-const PROGRAMS = ['plugins', 'ipam', 'metadata', 'cniglue', 'cli'];
+const PROGRAMS = ['plugins', 'ipam', 'metadata', 'cniglue', 'cli', 'agent'];
 /** The room of a source file: lib, a program, 'entries' (top-level files) or undefined (tests, scripts). */
 function roomOf(file) {
   const first = path.relative(root, file).split(path.sep)[0];

@@ -1,0 +1,249 @@
+// The kernel as the only data plane: the VTEP (checked and repaired at every
+// reconcile), its FDB entries (one per peer host) and permanent neighbours
+// (one per remote container), the sysctls the routed overlay needs, and a MAC
+// of its own for the bridge. Only links and entries the agent made are ever
+// changed or removed: the VTEP carries our alias, entries are those of our
+// applied view.
+import fs from 'node:fs';
+
+import { isErrno } from '../lib/netlink/errors.ts';
+import { IFF_UP, type Link, NUD_PERMANENT, type Rtnetlink } from '../lib/netlink/rtnetlink.ts';
+import { sysctlSet } from '../lib/sysctl.ts';
+import { vtepName, VXLAN_PORT } from './config.ts';
+import { type Applied, type Changes, emptyApplied } from './diff.ts';
+
+/** The alias on every VTEP this agent made: what teardown and repairs look for. */
+export const VTEP_ALIAS = 'cattle-net vtep';
+
+export interface VtepWanted {
+  vni: number;
+  mtu: number;
+  mac: string;
+  bridge: string;
+  underlayIface?: string;
+}
+
+export interface VtepResult {
+  index: number;
+  /** Created now (or re-created): it has no entries. */
+  fresh: boolean;
+  /** What was repaired or is pending, one line each (for the log and status). */
+  notes: string[];
+  /** The bridge is missing or not a bridge: the VTEP waits unenslaved. */
+  bridgeMissing: boolean;
+}
+
+const NET_ADDR_SET = '3';
+
+/** addr_assign_type from sysfs (not in rtnetlink): "3" when the MAC was set explicitly. */
+export function macIsPinned(link: Link): boolean {
+  try {
+    const dir = `/sys/class/net/${link.name}`;
+    if (fs.readFileSync(`${dir}/ifindex`, 'utf8').trim() !== String(link.index)) return true; // sysfs of another netns
+    return fs.readFileSync(`${dir}/addr_assign_type`, 'utf8').trim() === NET_ADDR_SET;
+  } catch {
+    return true;
+  }
+}
+
+function randomLocalMac(): string {
+  const b = Array.from({ length: 6 }, () => Math.floor(Math.random() * 256));
+  b[0] = (b[0]! & 0xfc) | 0x02;
+  return b.map((x) => x.toString(16).padStart(2, '0')).join(':');
+}
+
+/** Sysctls of the routed overlay: forwarding on, no ICMP redirects (all, default, the bridge). */
+export function ensureSysctls(bridge: string | undefined): string[] {
+  const notes: string[] = [];
+  const settings: [string, string][] = [
+    ['net.ipv4.ip_forward', '1'],
+    ['net/ipv4/conf/all/send_redirects', '0'],
+    ['net/ipv4/conf/default/send_redirects', '0'],
+  ];
+  if (bridge !== undefined) settings.push([`net/ipv4/conf/${bridge}/send_redirects`, '0']);
+  for (const [k, v] of settings) {
+    try {
+      sysctlSet(k, v);
+    } catch (e) {
+      notes.push(`sysctl ${k}=${v}: ${(e as Error).message}`);
+    }
+  }
+  return notes;
+}
+
+/** Is this link one of ours? Ours by alias; a vxlan device with our VNI and this host's VTEP MAC but no alias is adopted. */
+function ownership(link: Link, w: VtepWanted): 'ours' | 'adopt' | 'foreign' {
+  if (link.kind !== 'vxlan') return 'foreign';
+  if (link.alias === VTEP_ALIAS) return 'ours';
+  // Made by us and interrupted before the alias was set, or by rancher/vxlan for this very host.
+  return link.mac === w.mac && link.vxlan?.vni === w.vni ? 'adopt' : 'foreign';
+}
+
+/** The VTEP exactly as wanted: created, or repaired (VNI/port/underlay wrong: re-created; MAC/MTU/master: set). */
+export function ensureVtep(rt: Rtnetlink, w: VtepWanted): VtepResult {
+  const name = vtepName(w.vni);
+  const notes: string[] = [];
+  let bridge = rt.linkByName(w.bridge);
+  let bridgeMissing = false;
+  if (bridge === undefined) {
+    notes.push(`bridge ${w.bridge} does not exist yet: ${name} is not enslaved (retrying)`);
+    bridgeMissing = true;
+  } else if (bridge.kind !== 'bridge') {
+    notes.push(`${w.bridge} is not a bridge (kind ${bridge.kind ?? 'none'}): ${name} is not enslaved`);
+    bridgeMissing = true;
+    bridge = undefined;
+  } else if (!macIsPinned(bridge)) {
+    // Before the VTEP joins: a bridge with a kernel-chosen MAC would adopt the lowest port's, maybe the VTEP's.
+    const mac = bridge.mac && bridge.mac !== w.mac ? bridge.mac : randomLocalMac();
+    rt.setMac(bridge.index, mac);
+    notes.push(`bridge ${w.bridge}: MAC ${mac} pinned`);
+  }
+  let underlay: number | undefined;
+  if (w.underlayIface !== undefined) {
+    const u = rt.linkByName(w.underlayIface);
+    if (u === undefined) throw new Error(`underlay interface ${w.underlayIface} does not exist`);
+    underlay = u.index;
+  }
+
+  let link = rt.linkByName(name);
+  let fresh = false;
+  if (link !== undefined) {
+    const own = ownership(link, w);
+    if (own === 'foreign') {
+      throw new Error(`${name} exists and was not made by cattle-net (kind ${link.kind ?? 'none'}${link.alias ? `, alias "${link.alias}"` : ''}): not touching it; remove it or use another --vni`);
+    }
+    if (own === 'adopt') {
+      rt.setAlias(link.index, VTEP_ALIAS);
+      notes.push(`${name}: adopted (vxlan with this host's VTEP MAC, no alias)`);
+    }
+    const x = link.vxlan;
+    const wrong = !x ? 'no vxlan data' : x.vni !== w.vni ? `VNI ${x.vni}` : x.port !== VXLAN_PORT ? `port ${x.port}` : x.learning ? 'learning on'
+      : !x.proxy ? 'proxy off' : (x.underlay ?? undefined) !== underlay ? `underlay #${x.underlay ?? 'none'}` : undefined;
+    if (wrong !== undefined) {
+      notes.push(`${name}: ${wrong}: re-created`);
+      rt.deleteLink(link.index);
+      link = undefined;
+    }
+  }
+  if (link === undefined) {
+    rt.createVxlan({ name, vni: w.vni, port: VXLAN_PORT, learning: false, proxy: true, mtu: w.mtu, mac: w.mac, underlay });
+    link = rt.linkByName(name);
+    if (link === undefined) throw new Error(`${name} vanished right after it was created`);
+    rt.setAlias(link.index, VTEP_ALIAS);
+    fresh = true;
+  }
+  const index = link.index;
+  if (link.mac !== w.mac) {
+    rt.setMac(index, w.mac);
+    if (!fresh) notes.push(`${name}: MAC ${link.mac ?? 'none'} → ${w.mac}`);
+  }
+  if (link.mtu !== w.mtu) {
+    rt.setMtu(index, w.mtu);
+    if (!fresh) notes.push(`${name}: MTU ${link.mtu} → ${w.mtu}`);
+  }
+  if (bridge !== undefined && link.master !== bridge.index) {
+    rt.setMaster(index, bridge.index);
+    if (!fresh) notes.push(`${name}: master → ${w.bridge}`);
+  }
+  if (!(link.flags & IFF_UP)) rt.setUp(index);
+  return { index, fresh, notes, bridgeMissing };
+}
+
+/** Remove every VTEP this agent made (by alias); the kernel removes their entries with them. */
+export function removeVteps(rt: Rtnetlink): string[] {
+  const removed: string[] = [];
+  for (const l of rt.links({ kind: 'vxlan' })) {
+    if (l.alias !== VTEP_ALIAS) continue;
+    rt.deleteLink(l.index);
+    removed.push(l.name);
+  }
+  return removed;
+}
+
+export interface ApplyResult {
+  applied: Applied;
+  errors: string[];
+  counts: { fdbAdded: number; fdbRemoved: number; neighboursSet: number; neighboursRemoved: number };
+}
+
+function ignoreMissing(fn: () => void): void {
+  try {
+    fn();
+  } catch (e) {
+    if (!isErrno(e, 'ENOENT', 'ESRCH', 'ENODEV')) throw e;
+  }
+}
+
+/**
+ * Send only these changes to the kernel. The returned view holds what is in
+ * the kernel now as far as the agent knows: a failed change keeps the old view
+ * for that key (tried again at the next reconcile).
+ */
+export function applyChanges(rt: Rtnetlink, index: number, view: Applied, c: Changes): ApplyResult {
+  const fdb = new Map(view.fdb);
+  const neighbours = new Map(view.neighbours);
+  const errors: string[] = [];
+  const counts = { fdbAdded: 0, fdbRemoved: 0, neighboursSet: 0, neighboursRemoved: 0 };
+  const attempt = (what: string, fn: () => void): boolean => {
+    try {
+      fn();
+      return true;
+    } catch (e) {
+      errors.push(`${what}: ${(e as Error).message}`);
+      return false;
+    }
+  };
+  // Removals first: an IP that moved between hosts is removed and put again.
+  for (const [ip, mac] of c.neighbours.remove) {
+    if (attempt(`remove neighbour ${ip}`, () => ignoreMissing(() => rt.delNeighbour(index, ip)))) {
+      neighbours.delete(ip);
+      counts.neighboursRemoved++;
+    }
+    void mac;
+  }
+  for (const [ip, mac] of c.fdb.remove) {
+    if (attempt(`remove fdb ${mac} dst ${ip}`, () => ignoreMissing(() => rt.delFdb(index, { mac, dst: ip })))) {
+      fdb.delete(ip);
+      counts.fdbRemoved++;
+    }
+  }
+  for (const [ip, mac] of c.fdb.put) {
+    // As rancher/vxlan: `bridge fdb append <peer VTEP MAC> dev vtep<VNI> dst <agent IP> self permanent`.
+    const old = fdb.get(ip);
+    if (old !== undefined && old !== mac) attempt(`remove fdb ${old} dst ${ip}`, () => ignoreMissing(() => rt.delFdb(index, { mac: old, dst: ip })));
+    if (attempt(`append fdb ${mac} dst ${ip}`, () => rt.appendFdb(index, { mac, dst: ip }))) {
+      fdb.set(ip, mac);
+      counts.fdbAdded++;
+    }
+  }
+  for (const [ip, mac] of c.neighbours.put) {
+    // `ip neigh replace <ip> lladdr <peer VTEP MAC> dev vtep<VNI> nud permanent`
+    if (attempt(`set neighbour ${ip}`, () => rt.replaceNeighbour(index, { dst: ip, mac, state: NUD_PERMANENT }))) {
+      neighbours.set(ip, mac);
+      counts.neighboursSet++;
+    }
+  }
+  return { applied: { fdb, neighbours }, errors, counts };
+}
+
+/**
+ * The applied view checked against the kernel (at start and now and then): an
+ * entry of the view that the kernel lacks, or has differently, is dropped from
+ * the view so the following diff puts it again. Entries the view does not
+ * name are never looked at.
+ */
+export function verifyView(rt: Rtnetlink, index: number, view: Applied): { view: Applied; missing: number } {
+  const out = emptyApplied();
+  let missing = 0;
+  const fdbHas = new Set(rt.fdb(index).filter((e) => e.dst !== undefined && e.mac !== undefined && (e.state & NUD_PERMANENT)).map((e) => `${e.mac}|${e.dst}`));
+  for (const [ip, mac] of view.fdb) {
+    if (fdbHas.has(`${mac}|${ip}`)) out.fdb.set(ip, mac);
+    else missing++;
+  }
+  const neighHas = new Map(rt.neighbours({ index, family: 4 }).filter((n) => n.dst !== undefined && (n.state & NUD_PERMANENT)).map((n) => [n.dst!, n.mac]));
+  for (const [ip, mac] of view.neighbours) {
+    if (neighHas.get(ip) === mac) out.neighbours.set(ip, mac);
+    else missing++;
+  }
+  return { view: out, missing };
+}

@@ -1,0 +1,131 @@
+// `cattle-net`: the per-host VXLAN agent (run), its status, and teardown.
+import fs from 'node:fs';
+import path from 'node:path';
+
+import { lockFile } from '../lib/lock.ts';
+import { Rtnetlink } from '../lib/netlink/rtnetlink.ts';
+import { type AgentOptions, parseArgs, USAGE, UsageError } from './config.ts';
+
+export async function main(args: string[]): Promise<number> {
+  // Run as if it were a CNI plugin (a runtime probing every name in the bin dir): never start an agent then.
+  if (process.env.CNI_COMMAND !== undefined && args.length === 0) {
+    process.stderr.write('cattle-net: this is the per-host VXLAN agent, not a CNI plugin (CNI_COMMAND is set): not starting\n');
+    return 1;
+  }
+  let parsed;
+  try {
+    parsed = parseArgs(args, process.env);
+  } catch (e) {
+    if (e instanceof UsageError) {
+      process.stderr.write(`cattle-net: ${e.message}\n${USAGE}`);
+      return 2;
+    }
+    throw e;
+  }
+  try {
+    switch (parsed.command) {
+      case 'help':
+        process.stdout.write(USAGE);
+        return 0;
+      case 'status':
+        return await statusCommand(parsed.options, parsed.json);
+      case 'teardown':
+        return await teardownCommand(parsed.options);
+      default:
+        return await runCommand(parsed.options);
+    }
+  } catch (e) {
+    process.stderr.write(`cattle-net: ${e instanceof Error ? e.message : String(e)}\n`);
+    return 1;
+  }
+}
+
+async function runCommand(opts: AgentOptions): Promise<number> {
+  const { Agent, listenSocket, lockHolder, takeLock } = await import('./agent.ts');
+  const lock = takeLock(opts.runDir);
+  if (!lock) {
+    process.stderr.write(`cattle-net: another agent is already running on this host (pid ${lockHolder(opts.runDir)}, lock ${path.join(opts.runDir, 'agent.lock')}); only one may run\n`);
+    return 1;
+  }
+  const agent = new Agent(opts);
+  let server: import('node:http').Server | undefined;
+  const onSignal = (): void => agent.stop();
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  try {
+    if (opts.socket !== undefined) server = await listenSocket(opts.socket, () => agent.currentStatus);
+    process.stderr.write(`cattle-net: started (pid ${process.pid}, metadata ${opts.metadataAddress}, bridge ${opts.bridge}, vni ${opts.vni}, vtep MTU ${opts.vtepMtu}${opts.socket ? `, socket ${opts.socket}` : ''})\n`);
+    await agent.run((line) => process.stdout.write(`${JSON.stringify(line)}\n`));
+    process.stderr.write('cattle-net: stopped; the data plane stays in place (cattle-net teardown removes it)\n');
+    return 0;
+  } finally {
+    process.off('SIGTERM', onSignal);
+    process.off('SIGINT', onSignal);
+    if (server) {
+      server.close();
+      fs.rmSync(opts.socket!, { force: true });
+    }
+    agent.close();
+    lock.release();
+  }
+}
+
+async function statusCommand(opts: AgentOptions, json: boolean): Promise<number> {
+  const { formatStatus, readJson, STATUS_FILE, LOCK_FILE } = await import('./status.ts');
+  const file = path.join(opts.runDir, STATUS_FILE);
+  const status = readJson(file) as import('./status.ts').AgentStatus | undefined;
+  const probe = lockFile(path.join(opts.runDir, LOCK_FILE), { wait: false });
+  const running = probe === undefined;
+  probe?.release();
+  if (!status) {
+    if (json) process.stdout.write(`${JSON.stringify({ running, status: null })}\n`);
+    else process.stdout.write(`cattle-net: ${running ? 'running, no status yet' : 'not running'} (no ${file})\n`);
+    return running ? 0 : 3;
+  }
+  if (json) process.stdout.write(`${JSON.stringify({ running, ...status })}\n`);
+  else process.stdout.write(formatStatus(status, running));
+  return running ? 0 : 3;
+}
+
+async function teardownCommand(opts: AgentOptions): Promise<number> {
+  const { lockHolder, takeLock } = await import('./agent.ts');
+  const { removeVteps } = await import('./kernel.ts');
+  const { removeFilter } = await import('./filter.ts');
+  const { APPLIED_FILE, STATUS_FILE } = await import('./status.ts');
+  const lock = takeLock(opts.runDir);
+  if (!lock) {
+    process.stderr.write(`cattle-net: the agent is running (pid ${lockHolder(opts.runDir)}): stop it first (SIGTERM), then tear down\n`);
+    return 1;
+  }
+  try {
+    const rt = Rtnetlink.open();
+    let removed: string[];
+    try {
+      removed = removeVteps(rt);
+    } finally {
+      rt.close();
+    }
+    removed.push(...removeFilter());
+    for (const f of [APPLIED_FILE, STATUS_FILE]) {
+      const p = path.join(opts.runDir, f);
+      if (fs.existsSync(p)) {
+        fs.rmSync(p, { force: true });
+        removed.push(p);
+      }
+    }
+    if (opts.socket !== undefined) {
+      try {
+        if (fs.lstatSync(opts.socket).isSocket()) {
+          fs.rmSync(opts.socket);
+          removed.push(opts.socket);
+        }
+      } catch {
+        // absent
+      }
+    }
+    process.stdout.write(`${JSON.stringify({ removed })}\n`);
+    return 0;
+  } finally {
+    lock.release({ remove: true });
+  }
+}

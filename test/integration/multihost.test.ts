@@ -1,0 +1,391 @@
+// cattle-net on three simulated hosts: a netns each, a veth into an underlay
+// bridge in a fourth netns (agent IPs 192.168.100.11–13 on it), each host with
+// its own cattle-metadata on 169.254.169.250 (self = that host) serving the
+// same environment, its own cattle-net, two cattle-bridge pods in the shape of
+// Rancher's 10-rancher-vxlan.conf and one cattle-ptp pod. Pods reach each other
+// across hosts; changes published in metadata reach the kernel; a VXLAN packet
+// from an underlay address that is not a host is dropped; teardown and DEL
+// leave nothing. Everything is stopped by PID and removed, also on failure.
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+
+import { assertOk, ping } from '../helpers/cni.ts';
+import { baseEnv, BIN, cleanupAll, makeNetns, runExe, type TestNetns, trackPid, untrackPid } from '../helpers/harness.ts';
+
+const VNI = 1042;
+const VTEP = `vtep${VNI}`;
+const NETWORK_UUID = 'net-managed';
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ccni-multihost-'));
+// At the top level: whatever a failed test left (processes by PID, namespaces) goes at the end of the file.
+after(cleanupAll);
+
+interface Pod {
+  name: string;
+  host: Host;
+  ns: TestNetns;
+  ip: string;
+  plugin: 'cattle-bridge' | 'cattle-ptp';
+  id: string;
+}
+
+interface Host {
+  key: 'a' | 'b' | 'c';
+  uuid: string;
+  agentIp: string;
+  vtepMac: string;
+  ns: TestNetns;
+  dir: string;
+  answers: string;
+  metadata?: Proc;
+  agent?: Proc;
+}
+
+interface Proc {
+  child: ChildProcess;
+  stdout(): string;
+  stderr(): string;
+  /** The first stdout line, once it is there. */
+  firstLine: Promise<string>;
+  exited: Promise<number | null>;
+}
+
+function start(ns: TestNetns, exe: string, args: string[], env: Record<string, string> = {}): Proc {
+  const child = spawn('ip', ['netns', 'exec', ns.name, path.join(BIN, exe), ...args], { env: { ...baseEnv(), ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  trackPid(child.pid);
+  let out = '';
+  let err = '';
+  child.stderr!.on('data', (c: Buffer) => (err += c.toString()));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => {
+    untrackPid(child.pid);
+    resolve(code);
+  }));
+  const firstLine = new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${exe} printed no line within 20 s: ${err}`)), 20_000);
+    void exited.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`${exe} exited (${code}): ${err}`));
+    });
+    child.stdout!.on('data', (c: Buffer) => {
+      out += c.toString();
+      if (out.includes('\n')) {
+        clearTimeout(timer);
+        resolve(out.split('\n')[0]!);
+      }
+    });
+  });
+  firstLine.catch(() => undefined);
+  return { child, stdout: () => out, stderr: () => err, firstLine, exited };
+}
+
+async function stop(p: Proc | undefined): Promise<number | null> {
+  if (!p) return null;
+  if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGTERM');
+  return p.exited;
+}
+
+const hosts: Host[] = [];
+const pods: Pod[] = [];
+/** Host uuids present in the environment, and the containers in it. */
+let present = new Set<string>();
+
+function hostEnv(h: Host): Record<string, string> {
+  return { CATTLE_CNI_STATE_DIR: path.join(h.dir, 'state'), CATTLE_CNI_LOCK_DIR: path.join(h.dir, 'locks'), CATTLE_CNI_AGENT_DIR: path.join(h.dir, 'run') };
+}
+
+const BRIDGE_CONF = {
+  cniVersion: '0.3.1',
+  name: 'rancher-cni-network',
+  type: 'rancher-bridge',
+  bridge: 'docker0',
+  bridgeSubnet: '10.42.0.0/16',
+  isDefaultGateway: true,
+  hairpinMode: false,
+  mtu: 1500,
+  linkMTUOverhead: 50,
+  ipam: { type: 'rancher-cni-ipam', subnetPrefixSize: '/16' },
+};
+const PTP_CONF = { cniVersion: '0.3.1', name: 'rancher-cni-ptp', type: 'cattle-ptp', mtu: 1450, ipam: { type: 'rancher-cni-ipam', subnetPrefixSize: '/16' } };
+
+/** The same environment for every host, with self = that host; written by rename (the server reloads). */
+function publish(): void {
+  const env = {
+    hosts: hosts.filter((h) => present.has(h.uuid)).map((h) => ({ uuid: h.uuid, name: `host-${h.key}`, hostname: `host-${h.key}`, agent_ip: h.agentIp })),
+    networks: [
+      { uuid: NETWORK_UUID, name: 'managed', metadata: { cniConfig: { '10-rancher-vxlan.conf': BRIDGE_CONF } } },
+      { uuid: 'net-host', name: 'host', metadata: {} },
+    ],
+    containers: pods.filter((p) => present.has(p.host.uuid)).map((p) => ({
+      uuid: `uuid-${p.name}`, name: p.name, external_id: p.id, host_uuid: p.host.uuid, network_uuid: NETWORK_UUID, primary_ip: p.ip, state: 'running', network_from_container_uuid: '',
+    })),
+  };
+  for (const h of hosts) {
+    const self = { host: { uuid: h.uuid, name: `host-${h.key}`, agent_ip: h.agentIp } };
+    fs.writeFileSync(`${h.answers}.tmp`, JSON.stringify({ '2016-07-29': { default: { ...env, self } } }));
+    fs.renameSync(`${h.answers}.tmp`, h.answers);
+  }
+}
+
+function addPod(h: Host, n: number, plugin: Pod['plugin'] = 'cattle-bridge'): Pod {
+  const ip = `10.42.${hosts.indexOf(h) + 1}.${n}`;
+  const name = `${h.key}${n}`;
+  const pod: Pod = { name, host: h, ns: makeNetns(`ccni-mh-${name}`), ip, plugin, id: `mh${process.pid}${name}`.padEnd(24, '0') };
+  const r = runExe(plugin, {
+    netns: h.ns,
+    env: { CNI_COMMAND: 'ADD', CNI_CONTAINERID: pod.id, CNI_NETNS: pod.ns.path, CNI_IFNAME: 'eth0', CNI_PATH: BIN, CNI_ARGS: `IgnoreUnknown=1;IPAddress=${ip}`, ...hostEnv(h) },
+    stdin: plugin === 'cattle-bridge' ? BRIDGE_CONF : PTP_CONF,
+  });
+  assertOk(r);
+  pods.push(pod);
+  return pod;
+}
+
+function delPod(p: Pod): void {
+  const r = runExe(p.plugin, {
+    netns: p.host.ns,
+    env: { CNI_COMMAND: 'DEL', CNI_CONTAINERID: p.id, CNI_NETNS: p.ns.path, CNI_IFNAME: 'eth0', CNI_PATH: BIN, CNI_ARGS: `IgnoreUnknown=1;IPAddress=${p.ip}`, ...hostEnv(p.host) },
+    stdin: p.plugin === 'cattle-bridge' ? BRIDGE_CONF : PTP_CONF,
+  });
+  assertOk(r);
+}
+
+function startAgent(h: Host): Proc {
+  return start(h.ns, 'cattle-net', ['--underlay-iface', 'eth0', '--poll-wait', '5'], hostEnv(h));
+}
+
+interface FdbEntry { mac: string; dst?: string; flags?: string[]; state?: string }
+interface NeighEntry { dst: string; lladdr?: string; state?: string[] }
+
+const fdbOf = (h: Host): FdbEntry[] => JSON.parse(h.ns.exec('bridge', ['-j', 'fdb', 'show', 'dev', VTEP]).stdout || '[]') as FdbEntry[];
+const neighOf = (h: Host): NeighEntry[] => h.ns.ipJson<NeighEntry[]>('neigh', 'show', 'dev', VTEP);
+
+async function until(what: string, cond: () => boolean, timeoutMs = 10_000): Promise<number> {
+  const t0 = performance.now();
+  while (!cond()) {
+    if (performance.now() - t0 > timeoutMs) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  return performance.now() - t0;
+}
+
+/** Wait for a line of `ip monitor neigh` naming ip on the VTEP (started before the change: an event, not polling). */
+function neighbourEvent(h: Host, ip: string, timeoutMs = 10_000): { ready: Promise<void>; seen: Promise<string> } {
+  const child = spawn('ip', ['-n', h.ns.name, 'monitor', 'neigh', 'dev', VTEP], { stdio: ['ignore', 'pipe', 'ignore'] });
+  trackPid(child.pid);
+  let out = '';
+  const seen = new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => finish(new Error(`no neighbour event for ${ip} on ${h.key} within ${timeoutMs} ms`)), timeoutMs);
+    function finish(e?: Error, line?: string): void {
+      clearTimeout(timer);
+      child.kill('SIGTERM');
+      untrackPid(child.pid);
+      if (e) reject(e);
+      else resolve(line!);
+    }
+    child.stdout.on('data', (c: Buffer) => {
+      out += c.toString();
+      const line = out.split('\n').find((l) => l.startsWith(`${ip} `));
+      if (line) finish(undefined, line);
+    });
+  });
+  seen.catch(() => undefined);
+  // ip monitor has subscribed once it runs; a short grace for the exec.
+  const ready = new Promise<void>((r) => setTimeout(r, 150));
+  return { ready, seen };
+}
+
+function droppedOn(h: Host): number {
+  const out = h.ns.exec('nft', ['-j', 'list', 'counter', 'inet', 'cattle_net', 'vxlan_dropped']).stdout;
+  const items = (JSON.parse(out) as { nftables: { counter?: { packets: number } }[] }).nftables;
+  return items.find((i) => i.counter)!.counter!.packets;
+}
+
+// Made at the top level, so the harness registers its cleanup for the whole file (not for a hook).
+const underlay = makeNetns('ccni-mh-ul');
+
+describe('cattle-net on three hosts', { timeout: 180_000 }, () => {
+
+  before(async () => {
+    underlay.exec('ip', ['link', 'add', 'ul0', 'type', 'bridge']);
+    underlay.exec('ip', ['link', 'set', 'ul0', 'up']);
+    for (const key of ['a', 'b', 'c'] as const) {
+      const i = hosts.length + 1;
+      const ns = makeNetns(`ccni-mh-${key}`);
+      const dir = path.join(tmp, key);
+      fs.mkdirSync(dir);
+      const h: Host = { key, uuid: `host-uuid-${key}`, agentIp: `192.168.100.${10 + i}`, vtepMac: `0e:00:c0:a8:64:${(10 + i).toString(16).padStart(2, '0')}`, ns, dir, answers: path.join(dir, 'answers.json') };
+      underlay.exec('ip', ['link', 'add', `ul-${key}`, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns.name]);
+      underlay.exec('ip', ['link', 'set', `ul-${key}`, 'master', 'ul0', 'up']);
+      ns.exec('ip', ['addr', 'add', `${h.agentIp}/24`, 'dev', 'eth0']);
+      ns.exec('ip', ['link', 'set', 'eth0', 'up']);
+      ns.exec('ip', ['route', 'add', 'default', 'dev', 'eth0']); // proxy ARP (ptp) answers only for routable destinations
+      ns.exec('ip', ['addr', 'add', '169.254.169.250/32', 'dev', 'lo']);
+      hosts.push(h);
+      present.add(h.uuid);
+    }
+    for (const h of hosts) {
+      addPod(h, 10);
+      addPod(h, 11);
+      addPod(h, 30, 'cattle-ptp');
+    }
+    publish();
+    for (const h of hosts) h.metadata = start(h.ns, 'cattle-metadata', ['serve', '--answers', h.answers]);
+    await Promise.all(hosts.map((h) => h.metadata!.firstLine));
+    for (const h of hosts) h.agent = startAgent(h);
+    const lines = await Promise.all(hosts.map((h) => h.agent!.firstLine));
+    for (const line of lines) assert.equal((JSON.parse(line) as { ready: boolean }).ready, true, line);
+  });
+
+  after(async () => {
+    await Promise.all(hosts.flatMap((h) => [stop(h.agent), stop(h.metadata)]));
+    fs.rmSync(tmp, { recursive: true, force: true });
+  });
+
+  it('programs the VTEP as rancher/vxlan does, with one FDB entry per peer and one neighbour per remote container', () => {
+    for (const h of hosts) {
+      const [l] = h.ns.ipJson<{ address: string; mtu: number; master?: string; ifalias?: string; linkinfo: { info_kind: string; info_data: Record<string, unknown> } }[]>('-d', 'link', 'show', VTEP);
+      assert.equal(l!.linkinfo.info_kind, 'vxlan');
+      assert.equal(l!.linkinfo.info_data.id, VNI);
+      assert.equal(l!.linkinfo.info_data.port, 4789);
+      assert.equal(l!.linkinfo.info_data.learning, false);
+      assert.equal(l!.linkinfo.info_data.proxy, true);
+      assert.equal(l!.address, h.vtepMac);
+      assert.equal(l!.mtu, 1500);
+      assert.equal(l!.master, 'docker0');
+      assert.equal(l!.ifalias, 'cattle-net vtep');
+      const peers = hosts.filter((p) => p !== h);
+      const fdb = fdbOf(h).filter((e) => e.dst !== undefined);
+      assert.deepEqual(fdb.map((e) => `${e.mac} ${e.dst} ${(e.flags ?? []).join(',')} ${e.state}`).sort(),
+        peers.map((p) => `${p.vtepMac} ${p.agentIp} self permanent`).sort());
+      const remote = pods.filter((p) => p.host !== h);
+      assert.deepEqual(neighOf(h).map((n) => `${n.dst} ${n.lladdr} ${(n.state ?? []).join(',')}`).sort(),
+        remote.map((p) => `${p.ip} ${p.host.vtepMac} PERMANENT`).sort());
+      assert.equal(h.ns.exec('sysctl', ['-n', 'net.ipv4.ip_forward']).stdout.trim(), '1');
+      assert.equal(h.ns.exec('sysctl', ['-n', 'net.ipv4.conf.docker0.send_redirects']).stdout.trim(), '0');
+      assert.equal(h.ns.exec('cat', ['/sys/class/net/docker0/addr_assign_type']).stdout.trim(), '3', 'the bridge MAC is pinned');
+    }
+  });
+
+  it('refuses a second agent on the same host; status tells what was applied', () => {
+    const a = hosts[0]!;
+    const second = runExe('cattle-net', { netns: a.ns, env: hostEnv(a), timeoutMs: 10_000 });
+    assert.equal(second.code, 1);
+    assert.match(second.stderr, /another agent is already running on this host \(pid \d+/);
+    const st = runExe('cattle-net', { netns: a.ns, env: hostEnv(a), args: ['status', '--json'] });
+    assert.equal(st.code, 0, st.stderr);
+    const s = st.json as { running: boolean; peers: { ip: string }[]; counts: { fdb: number; neighbours: number }; version: string; lastReconcile: { durationMs: number }; filter: { backend: string; members: number } };
+    assert.equal(s.running, true);
+    assert.deepEqual(s.peers.map((p) => p.ip), ['192.168.100.12', '192.168.100.13']);
+    assert.deepEqual(s.counts, { fdb: 2, neighbours: 6 });
+    assert.match(s.version, /^\d+$/);
+    assert.equal(typeof s.lastReconcile.durationMs, 'number');
+    assert.deepEqual([s.filter.backend, s.filter.members], ['nft', 2]);
+    const text = runExe('cattle-net', { netns: a.ns, env: hostEnv(a), args: ['status'] });
+    assert.match(text.stdout, /^cattle-net running \(pid \d+\)/);
+    assert.match(text.stdout, /entries: 2 fdb, 6 neighbours/);
+  });
+
+  it('every pod pings every pod on the other hosts (bridge and ptp)', () => {
+    const failed: string[] = [];
+    for (const from of pods) for (const to of pods) if (from.host !== to.host && !ping(from.ns, to.ip)) failed.push(`${from.name}→${to.name}`);
+    assert.deepEqual(failed, []);
+  });
+
+  it('full-size frames cross the overlay: DF ping at the pod MTU and a 4 MiB TCP transfer', async () => {
+    const [a1, b1] = [pods.find((p) => p.name === 'a10')!, pods.find((p) => p.name === 'b10')!];
+    assert.equal(a1.ns.exec('ping', ['-c', '1', '-W', '2', '-M', 'do', '-s', String(1450 - 28), b1.ip], { allowFail: true }).status, 0, 'DF ping of 1450 bytes');
+    const server = spawn('ip', ['netns', 'exec', b1.ns.name, process.execPath, '-e',
+      `const s=require('net').createServer((c)=>{let n=0;c.on('data',(d)=>{n+=d.length});c.on('end',()=>c.end(String(n)))});s.listen(5001,'${b1.ip}',()=>console.log('up'))`], { stdio: ['ignore', 'pipe', 'inherit'] });
+    trackPid(server.pid);
+    try {
+      await new Promise<void>((resolve) => server.stdout.once('data', () => resolve()));
+      const client = a1.ns.exec(process.execPath, ['-e',
+        `const c=require('net').connect(5001,'${b1.ip}',()=>c.end(Buffer.alloc(4<<20,7)));let r='';c.on('data',(d)=>r+=d);c.on('end',()=>console.log(r));c.setTimeout(20000,()=>{console.log('timeout');process.exit(1)})`]);
+      assert.equal(client.stdout.trim(), String(4 << 20));
+    } finally {
+      server.kill('SIGKILL');
+      untrackPid(server.pid);
+    }
+  });
+
+  it('a container added on host B and published is reachable from A once A has its neighbour entry', async () => {
+    const [a, b, c] = hosts as [Host, Host, Host];
+    const pod = addPod(b, 12);
+    const onA = neighbourEvent(a, pod.ip);
+    const onC = neighbourEvent(c, pod.ip);
+    await Promise.all([onA.ready, onC.ready]);
+    const t0 = performance.now();
+    publish();
+    const line = await onA.seen;
+    const ms = performance.now() - t0;
+    assert.match(line, new RegExp(`^${pod.ip.replace(/\./g, '\\.')} lladdr ${b.vtepMac} PERMANENT`));
+    await onC.seen;
+    assert.ok(ping(pods.find((p) => p.name === 'a10')!.ns, pod.ip), 'a10 → b12');
+    assert.ok(ping(pod.ns, pods.find((p) => p.name === 'c30')!.ip), 'b12 → c30 (ptp)');
+    assert.ok(!neighOf(b).some((n) => n.dst === pod.ip), 'B has no neighbour for its own container');
+    console.log(`# published → neighbour on A in ${ms.toFixed(0)} ms`);
+  });
+
+  it('metadata unreachable: the last applied state stays, status says so, and it recovers', async () => {
+    const b = hosts[1]!;
+    const status = (): { state: string; metadata: { reachable: boolean; lastError?: string }; counts: { neighbours: number } } =>
+      runExe('cattle-net', { netns: b.ns, env: hostEnv(b), args: ['status', '--json'] }).json as never;
+    const before = neighOf(b).length;
+    await stop(b.metadata);
+    await until('B reports metadata unreachable', () => status().state === 'metadata-unreachable');
+    assert.equal(status().metadata.reachable, false);
+    assert.match(status().metadata.lastError ?? '', /cannot reach|closed|ECONNREFUSED/);
+    assert.equal(neighOf(b).length, before, 'entries kept');
+    assert.match(b.agent!.stderr(), /metadata unreachable, keeping the last applied state/);
+    b.metadata = start(b.ns, 'cattle-metadata', ['serve', '--answers', b.answers]);
+    await b.metadata.firstLine;
+    await until('B reports metadata reachable again', () => status().state === 'running' && status().metadata.reachable, 40_000);
+  });
+
+  it('host C removed: its FDB and neighbour entries vanish from A and B, and the filter drops its VXLAN', async () => {
+    const [a, b, c] = hosts as [Host, Host, Host];
+    // C's agent stops (its data plane stays: C still encapsulates toward A and B).
+    assert.equal(await stop(c.agent), 0);
+    assert.match(c.agent!.stderr(), /the data plane stays in place/);
+    assert.ok(c.ns.ipJson<unknown[]>('link', 'show', VTEP).length === 1, 'C keeps its VTEP after SIGTERM');
+    const droppedBefore = droppedOn(a);
+    present = new Set([a.uuid, b.uuid]);
+    // Only A and B learn of it: C's own metadata is left as it was.
+    const saved = fs.readFileSync(c.answers);
+    publish();
+    fs.writeFileSync(`${c.answers}.tmp`, saved);
+    fs.renameSync(`${c.answers}.tmp`, c.answers);
+    for (const h of [a, b]) {
+      await until(`C's entries gone on ${h.key}`, () => !fdbOf(h).some((e) => e.dst === c.agentIp) && !neighOf(h).some((n) => n.dst.startsWith('10.42.3.')));
+      assert.equal(fdbOf(h).filter((e) => e.dst !== undefined).length, 1);
+    }
+    await until('the member set without C', () => !a.ns.exec('nft', ['list', 'set', 'inet', 'cattle_net', 'members']).stdout.includes(c.agentIp));
+    // A pod on C still sends VXLAN to A (C's FDB is unchanged): A drops it and counts it.
+    assert.ok(!ping(pods.find((p) => p.name === 'c10')!.ns, pods.find((p) => p.name === 'a10')!.ip), 'C → A must fail');
+    assert.ok(droppedOn(a) > droppedBefore, 'the filter counted the dropped VXLAN packets');
+    // A and B still talk.
+    assert.ok(ping(pods.find((p) => p.name === 'a11')!.ns, pods.find((p) => p.name === 'b11')!.ip));
+  });
+
+  it('SIGTERM leaves the data plane; teardown and DEL leave nothing', async () => {
+    for (const h of hosts) {
+      if (h.agent!.child.exitCode === null) assert.equal(await stop(h.agent), 0);
+      assert.equal(h.ns.ipJson<unknown[]>('link', 'show', VTEP).length, 1);
+      const r = runExe('cattle-net', { netns: h.ns, env: hostEnv(h), args: ['teardown'] });
+      assert.equal(r.code, 0, r.stderr);
+      assert.ok((r.json as { removed: string[] }).removed.includes(VTEP));
+      assert.equal(h.ns.exec('ip', ['link', 'show', VTEP], { allowFail: true }).status, 1, 'no VTEP');
+      assert.equal(h.ns.exec('nft', ['list', 'table', 'inet', 'cattle_net'], { allowFail: true }).status, 1, 'no nft table');
+      assert.deepEqual(fs.readdirSync(path.join(h.dir, 'run')), [], 'nothing left in the run dir');
+    }
+    for (const p of [...pods]) delPod(p);
+    for (const h of hosts) {
+      const names = h.ns.ipJson<{ ifname: string }[]>('link', 'show').map((l) => l.ifname).sort();
+      assert.deepEqual(names, ['docker0', 'eth0', 'lo'], `${h.key}: only the bridge (plugins never remove it), the uplink and lo`);
+      assert.equal(h.ns.exec('nft', ['list', 'ruleset']).stdout.trim(), '');
+    }
+  });
+});
