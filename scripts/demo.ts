@@ -4,6 +4,10 @@
 // four "pods"; two pods are networked by cattle-bridge, two by cattle-ptp,
 // all through cattle-ipam asking the metadata service. Then real pings and
 // HTTP requests fill a reachability table, and everything is deleted again.
+// The second part (scripts/demo-multihost.ts) then does it across three
+// simulated hosts with cattle-net's VXLAN overlay: netns on an underlay
+// bridge, each with its own cattle-metadata (same environment, self = that
+// host), cattle-net and pods, and a cross-host table from real pings.
 //
 //   demo.ts            run it and remove everything
 //   demo.ts --keep     run it and leave it running (returns at once)
@@ -11,7 +15,9 @@
 //
 // Everything a demo makes is recorded before it is made, in
 // <demo dir>/<tag>/state.json (demo dir: $CATTLE_CNI_DEMO_DIR, default
-// /run/cattle-cni-demo): the namespaces, the pods, the metadata server's PID.
+// /run/cattle-cni-demo): the namespaces, the pods, the metadata server's PID,
+// and for the second part its simulated hosts, pods and the PIDs of their
+// cattle-metadata and cattle-net (under <tag>/multihost, also the agents' run dirs).
 // The same directory holds the answers file, the server's output and the
 // plugins' state and lock files (CATTLE_CNI_STATE_DIR, CATTLE_CNI_LOCK_DIR),
 // so nothing goes under /run/cattle-cni or /etc, and removing the namespaces,
@@ -19,6 +25,8 @@
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+
+import { destroyMultihost, multihost, multihostSteps, type SimState } from './demo-multihost.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 const DEFAULT_BIN = process.env.CATTLE_CNI_BIN ?? path.join(ROOT, 'dist', 'bin');
@@ -53,6 +61,10 @@ interface DemoState {
   world: string;
   pods: Pod[];
   metadataPid?: number;
+  /** The second part (scripts/demo-multihost.ts): simulated hosts with cattle-net, once planned. */
+  multihost?: SimState;
+  /** The single-host part is already removed (the second part runs after it). */
+  singleDone?: boolean;
 }
 
 function usageError(message: string): never {
@@ -190,6 +202,21 @@ function namespacesOf(st: DemoState): string[] {
  * Returns what is still there afterwards (nothing, normally).
  */
 function teardown(st: DemoState, say: (line: string) => void, opts: { del: boolean }): string[] {
+  const left = st.multihost ? destroyMultihost(st.multihost, say) : [];
+  if (!st.singleDone) left.push(...teardownSingle(st, say, opts));
+  fs.rmSync(st.dir, { recursive: true, force: true });
+  try {
+    fs.rmdirSync(DEMO_ROOT); // only when no other demo is there
+  } catch {
+    // not empty, or gone
+  }
+  say(`removed ${st.dir}`);
+  if (fs.existsSync(st.dir)) left.push(st.dir);
+  return left;
+}
+
+/** The single-host part: DEL of its pods, its metadata server, its namespaces (not the directory). */
+function teardownSingle(st: DemoState, say: (line: string) => void, opts: { del: boolean }): string[] {
   if (opts.del) {
     if (!netnsExists(st.host)) say('DEL: skipped, host namespace gone (its veths went with it)');
     else if (!fs.existsSync(path.join(st.bin, 'cattle-bridge'))) say(`DEL: skipped, ${st.bin} has no plugins (the namespaces go anyway)`);
@@ -204,19 +231,30 @@ function teardown(st: DemoState, say: (line: string) => void, opts: { del: boole
   const removed = namespacesOf(st).filter(netnsExists);
   for (const ns of removed) spawnSync('ip', ['netns', 'del', ns]);
   say(`namespaces removed: ${removed.length ? removed.join(' ') : '(none left)'}`);
-  fs.rmSync(st.dir, { recursive: true, force: true });
-  try {
-    fs.rmdirSync(DEMO_ROOT); // only when no other demo is there
-  } catch {
-    // not empty, or gone
-  }
-  say(`removed ${st.dir}`);
-  const left = [
+  return [
     ...namespacesOf(st).filter(netnsExists).map((ns) => `netns ${ns}`),
     ...(st.metadataPid !== undefined && processAlive(st.metadataPid) ? [`cattle-metadata pid ${st.metadataPid}`] : []),
-    ...(fs.existsSync(st.dir) ? [st.dir] : []),
   ];
-  return left;
+}
+
+/** The second part, numbered on its own ("[multi-host n/N]"), after the single-host part. */
+async function secondPart(st: DemoState, keep: boolean): Promise<boolean> {
+  const steps = multihostSteps(keep);
+  let stepNo = 0;
+  console.log('\n== part 2: cattle-net, the per-host VXLAN agent, on three simulated hosts ==');
+  return multihost({
+    bin: st.bin, dir: st.dir, tag: st.tag, printTable,
+    record(sim) {
+      st.multihost = sim;
+      saveState(st);
+    },
+    async step(text) {
+      await new Promise((resolve) => setImmediate(resolve));
+      if (interrupted) throw new Error('interrupted');
+      stepNo += 1;
+      console.log(`\n[multi-host ${stepNo}/${steps}] ${text}`);
+    },
+  }, keep);
 }
 
 function newDemo(bin: string): DemoState {
@@ -434,6 +472,17 @@ async function run(): Promise<number> {
   let ok = false;
   try {
     ok = await demo(st, keep);
+    if (ok && !keep) {
+      // The single-host part goes before the second part starts (its pods were deleted in its step 8).
+      const left = teardownSingle(st, (line) => console.log(`    ${line}`), { del: false });
+      st.singleDone = true;
+      saveState(st);
+      if (left.length) {
+        console.log(`    still there: ${left.join(', ')}`);
+        ok = false;
+      }
+    }
+    if (ok) ok = await secondPart(st, keep);
   } catch (e) {
     console.error(interrupted ? 'demo: interrupted; removing what it made' : `demo failed: ${(e as Error).message}`);
   } finally {

@@ -5,8 +5,8 @@
 #
 #   demo   node modules, the build tools (gcc make python3 binutils), iproute2,
 #          iputils-ping; then rebuilds dist/bin when the sources are newer
-#   bench  the same build, plus time and containernetworking-plugins (the Go
-#          reference plugins it compares with)
+#   bench  the same build, plus time, containernetworking-plugins (the Go
+#          reference plugins it compares with) and iperf3 (overlay throughput)
 #   test   (default) everything the tests use, also the runtimes the end-to-end
 #          tests drive: podman runc docker.io busybox-static. Note that Debian's
 #          podman package ships /etc/cni/net.d/87-podman-bridge.conflist (a
@@ -65,6 +65,7 @@ case "$profile" in
   bench)
     need time test -x /usr/bin/time
     need containernetworking-plugins test -x /usr/lib/cni/bridge
+    need iperf3 has iperf3
     ;;
   test)
     need iptables has iptables
