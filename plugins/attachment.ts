@@ -74,15 +74,22 @@ function keyOf(plugin: string, network: string, o: Owner): AttachmentKey {
   return { plugin, network, containerId: o.containerId, ifname: o.ifname };
 }
 
-/** Hold the attachment's lock, shared with every child started meanwhile. */
-async function holdingAttachment<T>(key: AttachmentKey, fn: () => Promise<T>, removeAfter = false): Promise<T> {
+/**
+ * Hold the attachment's lock, shared with every child started meanwhile. The
+ * lock file goes with it when `removeAfter` says so (DEL; a failed ADD that
+ * left no record).
+ */
+async function holdingAttachment<T>(key: AttachmentKey, fn: () => Promise<T>, removeAfter: (failed: boolean) => boolean): Promise<T> {
   const lock: Lock = lockAttachment(key);
   inheritInChildren(lock.fd);
+  let failed = true;
   try {
-    return await fn();
+    const out = await fn();
+    failed = false;
+    return out;
   } finally {
     stopInheriting(lock.fd);
-    lock.release({ remove: removeAfter });
+    lock.release({ remove: removeAfter(failed) });
   }
 }
 
@@ -120,7 +127,7 @@ export async function addAttachment<C extends AttachmentConf>(p: VethPlugin<C>, 
         host.close();
         cont.close();
       }
-    });
+    }, (failed) => failed && !loadState(key));
   } catch (e) {
     log.finish('error', { error: (e as Error).message, details: (e as CniError).details });
     throw e;
@@ -243,7 +250,7 @@ export async function delAttachment<C extends AttachmentConf>(p: VethPlugin<C>, 
     if (ipamError) errs.add('IPAM DEL', ipamError);
     if (errs.list.length === 0) errs.attempt('forget the attachment', () => removeState(key));
     return errs.list;
-  }, true);
+  }, () => true);
   log.finish(errors.length ? 'error' : 'ok', errors.length ? { error: (errors[0]!.error as Error).message } : {});
   if (errors.length) throw errors[0]!.error;
 }

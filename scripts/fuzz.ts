@@ -11,10 +11,11 @@
 // the exit status is 1. --stats prints what the cases ran into (exit codes and
 // the first words of the error messages), to see what the generators reach.
 import { parseArgs } from 'node:util';
+
+import type { Family } from '../test/helpers/fuzz-arbitraries.ts';
+import { caseText, formatFailure, fuzzFamily, type FuzzReport } from '../test/helpers/fuzz-runner.ts';
 import { cleanupAll } from '../test/helpers/harness.ts';
 import { killAllGroups } from '../test/helpers/spawn-group.ts';
-import { caseText, formatFailure, fuzzFamily, type FuzzReport } from '../test/helpers/fuzz-runner.ts';
-import type { Family } from '../test/helpers/fuzz-arbitraries.ts';
 
 const { values } = parseArgs({
   options: {

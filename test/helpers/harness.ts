@@ -12,14 +12,11 @@ export const BIN = process.env.CATTLE_CNI_BIN ?? path.join(ROOT, 'dist', 'bin');
 let counter = 0;
 const namespaces = new Set<string>();
 const pids = new Set<number>();
-let cleanupRegistered = false;
-
-function registerCleanup(): void {
-  if (cleanupRegistered) return;
-  cleanupRegistered = true;
-  after(cleanupAll);
-  process.on('exit', cleanupAll);
-}
+// Registered when this module loads, so the hook belongs to the test file's
+// root: registered from inside a running test, node:test would run it when
+// that test ends and delete namespaces that concurrent tests still use.
+after(cleanupAll);
+process.on('exit', cleanupAll);
 
 export function cleanupAll(): void {
   for (const pid of pids) {
@@ -64,7 +61,6 @@ export interface TestNetns {
 
 /** A fresh netns named <prefix>-<pid>-<n>, with lo up; removed after the test file. */
 export function makeNetns(prefix: string): TestNetns {
-  registerCleanup();
   const name = `${prefix}-${process.pid}-${++counter}`;
   sh('ip', ['netns', 'add', name]);
   namespaces.add(name);
