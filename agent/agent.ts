@@ -3,7 +3,11 @@
 // (desired.ts), repairs the VTEP, sends only the difference from the applied
 // view to the kernel (diff.ts, kernel.ts), updates the filter, and writes its
 // status. Metadata unreachable: the last applied state stays, retries back off.
-// SIGTERM/SIGINT stop it and leave the data plane in place.
+// Link events on the VTEP or the bridge (a hand deletion, a changed MTU, MAC
+// or master) trigger a repair from the last environment at once, also while
+// metadata is unreachable. At start, and at every resync, the entries are read
+// back from the kernel: what a killed agent left half done is finished, stale
+// entries are removed. SIGTERM/SIGINT stop it and leave the data plane in place.
 import fs from 'node:fs';
 import type { Server } from 'node:http';
 import path from 'node:path';
@@ -14,9 +18,10 @@ import { type AgentOptions, vtepName } from './config.ts';
 import { type Desired, desiredState } from './desired.ts';
 import { type Applied, diff, emptyApplied, isEmpty, viewFromJson, viewToJson } from './diff.ts';
 import { MembersFilter } from './filter.ts';
-import { applyChanges, ensureSysctls, ensureVtep, verifyView } from './kernel.ts';
+import { applyChanges, ensureSysctls, ensureVtep, kernelView } from './kernel.ts';
 import { MetadataSource } from './metadata.ts';
 import { type AgentStatus, APPLIED_FILE, LOCK_FILE, readJson, STATUS_FILE, writeJsonAtomic } from './status.ts';
+import { LinkWatch } from './watch.ts';
 
 function log(line: string): void {
   process.stderr.write(`cattle-net: ${line}\n`);
@@ -45,6 +50,10 @@ const BACKOFF_MIN_MS = 250;
 const BACKOFF_MAX_MS = 30_000;
 /** While the bridge is missing, look again this often. */
 const BRIDGE_WAIT_MS = 1000;
+/** After a link event, wait this long for the rest of a burst (e.g. a delete and a re-create by hand). */
+const LINK_SETTLE_MS = 100;
+
+type Env = Awaited<ReturnType<MetadataSource['environment']>>;
 
 export class Agent {
   private readonly opts: AgentOptions;
@@ -64,6 +73,9 @@ export class Agent {
   private bridgeMissing = false;
   private ready = false;
   private loggedProblems = new Set<string>();
+  private lastEnv: Env | undefined;
+  private kickPending: string | undefined;
+  private kickWake: (() => void) | undefined;
 
   constructor(opts: AgentOptions) {
     this.opts = opts;
@@ -114,12 +126,13 @@ export class Agent {
     return Promise.race([p, this.stopped]);
   }
 
-  /** Sleep up to ms, woken early by stop(). */
-  private async sleep(ms: number): Promise<void> {
+  /** Sleep up to ms, woken early by stop() and (unless told otherwise) by a link event. */
+  private async sleep(ms: number, wakeOnKick = true): Promise<void> {
     let t: NodeJS.Timeout | undefined;
-    await this.orStop(new Promise<void>((resolve) => {
+    const timer = new Promise<void>((resolve) => {
       t = setTimeout(resolve, ms);
-    }));
+    });
+    await this.orStop(wakeOnKick ? Promise.race([timer, this.nextKick()]) : timer);
     clearTimeout(t);
   }
 
@@ -128,7 +141,7 @@ export class Agent {
   }
 
   /** One pass: environment → desired → kernel. */
-  reconcile(env: Awaited<ReturnType<MetadataSource['environment']>>, version: string): void {
+  reconcile(env: Env, version: string, cause?: string): void {
     const t0 = performance.now();
     const errors: string[] = [];
     const notes: string[] = [];
@@ -150,8 +163,9 @@ export class Agent {
         if (v.fresh) {
           this.applied = emptyApplied();
         } else if (this.verifyDue()) {
-          const checked = verifyView(this.rt, v.index, this.applied);
-          if (checked.missing > 0) notes.push(`${checked.missing} entries of ours were missing from the kernel: put again`);
+          const checked = kernelView(this.rt, v.index, this.applied);
+          if (checked.missing > 0) notes.push(`${checked.missing} recorded entries missing from the kernel`);
+          if (checked.extra > 0) notes.push(`${checked.extra} kernel entries on ${vtepName(this.opts.vni)} not recorded (adopted)`);
           this.applied = checked.view;
           verified = true;
         }
@@ -195,7 +209,7 @@ export class Agent {
     const c = changes;
     const changed = c.fdbAdded + c.fdbRemoved + c.neighboursSet + c.neighboursRemoved > 0;
     if (changed || errors.length || notes.length) {
-      log(`version ${version}: fdb +${c.fdbAdded} -${c.fdbRemoved}, neighbours +${c.neighboursSet} -${c.neighboursRemoved} in ${durationMs} ms${errors.length ? `; errors: ${errors.join('; ')}` : ''}${notes.length ? `; ${notes.join('; ')}` : ''}`);
+      log(`${cause ? `${cause}: ` : ''}version ${version}: fdb +${c.fdbAdded} -${c.fdbRemoved}, neighbours +${c.neighboursSet} -${c.neighboursRemoved} in ${durationMs} ms${errors.length ? `; errors: ${errors.join('; ')}` : ''}${notes.length ? `; ${notes.join('; ')}` : ''}`);
     }
     const problems = desired?.problems ?? [];
     for (const p of problems) if (!this.loggedProblems.has(p)) log(`skipped: ${p}`);
@@ -228,8 +242,49 @@ export class Agent {
     this.status.metadata = { address: md.address, reachable: true };
   }
 
+  private kicked(why: string): void {
+    this.kickPending ??= why;
+    this.kickWake?.();
+  }
+
+  /** Resolves 'kick' once a link event is pending. */
+  private nextKick(): Promise<'kick'> {
+    if (this.kickPending !== undefined) return Promise.resolve('kick');
+    return new Promise((resolve) => {
+      this.kickWake = () => {
+        this.kickWake = undefined;
+        resolve('kick');
+      };
+    });
+  }
+
+  /** A link event: let the burst settle, then repair from the last environment (no metadata needed). */
+  private async repair(): Promise<void> {
+    await this.sleep(LINK_SETTLE_MS, false);
+    const why = this.kickPending;
+    this.kickPending = undefined;
+    if (this.stopping || why === undefined || this.lastEnv === undefined) return;
+    // A MAC change or a down/up of the VTEP flushes its neighbours (permanent ones too): read the kernel back.
+    this.lastVerify = 0;
+    this.reconcile(this.lastEnv, this.lastVersion ?? '?', `link event (${why})`);
+  }
+
   /** Runs until stop(); resolves when stopped. */
   async run(onReady: (line: object) => void): Promise<void> {
+    let watch: LinkWatch | undefined;
+    try {
+      watch = new LinkWatch([vtepName(this.opts.vni), this.opts.bridge], (why) => this.kicked(why));
+    } catch (e) {
+      log(`cannot watch link events (${(e as Error).message}): repairs wait for the resync every ${this.opts.resyncS} s`);
+    }
+    try {
+      await this.loop(onReady);
+    } finally {
+      await watch?.stop();
+    }
+  }
+
+  private async loop(onReady: (line: object) => void): Promise<void> {
     let backoff = BACKOFF_MIN_MS;
     let version: string | undefined;
     while (!this.stopping) {
@@ -239,12 +294,15 @@ export class Agent {
         if (got === 'stop') break;
         version = got[0];
         this.metadataUp();
+        this.kickPending = undefined;
+        this.lastEnv = got[1];
         this.reconcile(got[1], version);
         backoff = BACKOFF_MIN_MS;
       } catch (e) {
         if (this.stopping) break;
         this.metadataDown(e, backoff);
         await this.sleep(backoff);
+        if (this.kickPending !== undefined) await this.repair();
         backoff = Math.min(BACKOFF_MAX_MS, backoff * 2);
         continue;
       }
@@ -257,15 +315,24 @@ export class Agent {
       const waitS = this.bridgeMissing ? Math.ceil(BRIDGE_WAIT_MS / 1000) : Math.min(this.opts.pollWaitS, this.opts.resyncS);
       try {
         // An unchanged version after maxWait needs no new pass unless a check of the kernel is due.
+        // A link event repairs at once and goes on waiting on the same long-poll.
+        let poll = this.source.waitForChange(version, waitS);
         for (;;) {
-          const next: string = await this.orStop(this.source.waitForChange(version, waitS));
-          if (next === 'stop' || next !== version || this.bridgeMissing || this.verifyDue()) break;
+          const r = await Promise.race([poll.then((v) => ({ v })), this.stopped, this.nextKick()]);
+          if (r === 'stop') break;
+          if (r === 'kick') {
+            await this.repair();
+            continue;
+          }
+          if (r.v !== version || this.bridgeMissing || this.verifyDue()) break;
+          poll = this.source.waitForChange(version, waitS);
         }
         if (this.stopping) break;
       } catch (e) {
         if (this.stopping) break;
         this.metadataDown(e, backoff);
         await this.sleep(backoff);
+        if (this.kickPending !== undefined) await this.repair();
         backoff = Math.min(BACKOFF_MAX_MS, backoff * 2);
       }
     }

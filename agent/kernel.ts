@@ -71,12 +71,16 @@ export function ensureSysctls(bridge: string | undefined): string[] {
   return notes;
 }
 
-/** Is this link one of ours? Ours by alias; a vxlan device with our VNI and this host's VTEP MAC but no alias is adopted. */
-function ownership(link: Link, w: VtepWanted): 'ours' | 'adopt' | 'foreign' {
+/**
+ * Is this link (named vtep<VNI>, the name of our --vni) one of ours? Ours by
+ * alias. Another vxlan device of that name is taken over: made by us and
+ * interrupted before the alias was set, by rancher/vxlan for this very host,
+ * or re-created by hand; it is then repaired like ours. Anything else is refused.
+ */
+function ownership(link: Link, w: VtepWanted): 'ours' | 'adopt' | 'takeover' | 'foreign' {
   if (link.kind !== 'vxlan') return 'foreign';
   if (link.alias === VTEP_ALIAS) return 'ours';
-  // Made by us and interrupted before the alias was set, or by rancher/vxlan for this very host.
-  return link.mac === w.mac && link.vxlan?.vni === w.vni ? 'adopt' : 'foreign';
+  return link.mac === w.mac && link.vxlan?.vni === w.vni ? 'adopt' : 'takeover';
 }
 
 /** The VTEP exactly as wanted: created, or repaired (VNI/port/underlay wrong: re-created; MAC/MTU/master: set). */
@@ -110,11 +114,12 @@ export function ensureVtep(rt: Rtnetlink, w: VtepWanted): VtepResult {
   if (link !== undefined) {
     const own = ownership(link, w);
     if (own === 'foreign') {
-      throw new Error(`${name} exists and was not made by cattle-net (kind ${link.kind ?? 'none'}${link.alias ? `, alias "${link.alias}"` : ''}): not touching it; remove it or use another --vni`);
+      throw new Error(`${name} exists and is not a vxlan device (kind ${link.kind ?? 'none'}${link.alias ? `, alias "${link.alias}"` : ''}): not touching it; remove it or use another --vni`);
     }
-    if (own === 'adopt') {
+    if (own === 'adopt' || own === 'takeover') {
       rt.setAlias(link.index, VTEP_ALIAS);
-      notes.push(`${name}: adopted (vxlan with this host's VTEP MAC, no alias)`);
+      notes.push(own === 'adopt' ? `${name}: adopted (vxlan with this host's VTEP MAC, no alias)`
+        : `${name}: taken over (a vxlan device not made by cattle-net: VNI ${link.vxlan?.vni ?? 'none'}, MAC ${link.mac ?? 'none'})`);
     }
     const x = link.vxlan;
     const wrong = !x ? 'no vxlan data' : x.vni !== w.vni ? `VNI ${x.vni}` : x.port !== VXLAN_PORT ? `port ${x.port}` : x.learning ? 'learning on'
@@ -126,6 +131,7 @@ export function ensureVtep(rt: Rtnetlink, w: VtepWanted): VtepResult {
     }
   }
   if (link === undefined) {
+    if (notes.every((n) => !n.endsWith('re-created'))) notes.push(`${name}: missing: created`);
     rt.createVxlan({ name, vni: w.vni, port: VXLAN_PORT, learning: false, proxy: true, mtu: w.mtu, mac: w.mac, underlay });
     link = rt.linkByName(name);
     if (link === undefined) throw new Error(`${name} vanished right after it was created`);
@@ -227,23 +233,30 @@ export function applyChanges(rt: Rtnetlink, index: number, view: Applied, c: Cha
 }
 
 /**
- * The applied view checked against the kernel (at start and now and then): an
- * entry of the view that the kernel lacks, or has differently, is dropped from
- * the view so the following diff puts it again. Entries the view does not
- * name are never looked at.
+ * The view as the kernel has it (at start and at every resync): every
+ * permanent FDB entry with a destination and every permanent neighbour on our
+ * VTEP — the VTEP is ours, so all of them are ours, including those a killed
+ * agent put without recording them, and those added by hand. The following
+ * diff then puts what is missing and removes what is stale. `missing`: entries
+ * of the recorded view the kernel lacks (or has otherwise); `extra`: kernel
+ * entries the recorded view did not name.
  */
-export function verifyView(rt: Rtnetlink, index: number, view: Applied): { view: Applied; missing: number } {
+export function kernelView(rt: Rtnetlink, index: number, recorded: Applied): { view: Applied; missing: number; extra: number } {
   const out = emptyApplied();
+  for (const e of rt.fdb(index)) {
+    if (e.dst === undefined || e.mac === undefined || !(e.state & NUD_PERMANENT)) continue;
+    // One destination per peer: a second MAC for the same destination is kept as the recorded one, if any.
+    if (!out.fdb.has(e.dst) || recorded.fdb.get(e.dst) === e.mac) out.fdb.set(e.dst, e.mac);
+  }
+  for (const n of rt.neighbours({ index, family: 4 })) {
+    if (n.dst === undefined || n.mac === undefined || !(n.state & NUD_PERMANENT)) continue;
+    out.neighbours.set(n.dst, n.mac);
+  }
   let missing = 0;
-  const fdbHas = new Set(rt.fdb(index).filter((e) => e.dst !== undefined && e.mac !== undefined && (e.state & NUD_PERMANENT)).map((e) => `${e.mac}|${e.dst}`));
-  for (const [ip, mac] of view.fdb) {
-    if (fdbHas.has(`${mac}|${ip}`)) out.fdb.set(ip, mac);
-    else missing++;
+  let extra = 0;
+  for (const part of ['fdb', 'neighbours'] as const) {
+    for (const [k, mac] of recorded[part]) if (out[part].get(k) !== mac) missing++;
+    for (const [k, mac] of out[part]) if (recorded[part].get(k) !== mac) extra++;
   }
-  const neighHas = new Map(rt.neighbours({ index, family: 4 }).filter((n) => n.dst !== undefined && (n.state & NUD_PERMANENT)).map((n) => [n.dst!, n.mac]));
-  for (const [ip, mac] of view.neighbours) {
-    if (neighHas.get(ip) === mac) out.neighbours.set(ip, mac);
-    else missing++;
-  }
-  return { view: out, missing };
+  return { view: out, missing, extra };
 }
