@@ -86,6 +86,9 @@ export async function parseAnswersText(text: string, file: string): Promise<Answ
 export function checkAnswers(raw: unknown, file: string): Answers {
   if (raw === null || raw === undefined) return {};
   if (!isObj(raw)) throw new AnswersError(`${file}: the answers must be an object of versions, e.g. {"2015-12-19": {"default": {…}}}`);
+  if (['hosts', 'networks', 'containers'].some((k) => Object.hasOwn(raw, k))) {
+    throw new AnswersError(`${file}: this is an environment description (hosts, networks, containers): serve it with --environment`);
+  }
   for (const [version, clients] of Object.entries(raw)) {
     if (!isObj(clients)) throw new AnswersError(`${file}: "${version}" must be an object of clients ("default" or a client IP)`);
     for (const [client, tree] of Object.entries(clients)) {

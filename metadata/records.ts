@@ -3,9 +3,9 @@
 // is replaced atomically so a watching server never reads half of it.
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import path from 'node:path';
 
 import { type Answers, AnswersError, DEFAULT_CLIENT, emptyAnswers, isObj, isYamlFile, type Obj, parseAnswersText } from './answers.ts';
+import { replaceFile, withEditLock } from './files.ts';
 import { loadYaml, stringifyYaml } from './render.ts';
 
 export interface ContainerSpec {
@@ -18,6 +18,10 @@ export interface ContainerSpec {
   dns?: string[];
   dnsSearch?: string[];
   labels?: Record<string, string>;
+  hostUuid?: string;
+  networkUuid?: string;
+  /** Default running. */
+  state?: string;
 }
 
 export interface ContainerMatch {
@@ -46,20 +50,7 @@ export async function writeAnswers(file: string, answers: Answers): Promise<void
   } else {
     text = `${JSON.stringify(answers, null, 2)}\n`;
   }
-  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.${crypto.randomBytes(4).toString('hex')}.tmp`);
-  let mode = 0o644;
-  try {
-    mode = fs.statSync(file).mode & 0o777;
-  } catch {
-    // a new file
-  }
-  await fs.promises.writeFile(tmp, text, { mode });
-  try {
-    await fs.promises.rename(tmp, file);
-  } catch (e) {
-    await fs.promises.rm(tmp, { force: true });
-    throw e;
-  }
+  await replaceFile(file, text);
 }
 
 /** Every `default.containers` list of the file, each once (YAML aliases may share them). */
@@ -90,9 +81,11 @@ export function containerRecord(spec: ContainerSpec): Obj {
     external_id: spec.externalId,
     primary_ip: ip,
     ips: [ip],
-    state: 'running',
+    state: spec.state ?? 'running',
     labels: spec.labels ?? {},
   };
+  if (spec.hostUuid) record.host_uuid = spec.hostUuid;
+  if (spec.networkUuid) record.network_uuid = spec.networkUuid;
   if (spec.mac) record.primary_mac_address = spec.mac.toLowerCase();
   if (spec.dns?.length) record.dns = spec.dns;
   if (spec.dnsSearch?.length) record.dns_search = spec.dnsSearch;
@@ -107,7 +100,11 @@ function matches(c: unknown, m: ContainerMatch): boolean {
 }
 
 /** Add the record (replacing one with the same external_id or uuid) to every version's default containers. */
-export async function addContainer(file: string, spec: ContainerSpec): Promise<Obj> {
+export function addContainer(file: string, spec: ContainerSpec): Promise<Obj> {
+  return withEditLock(file, () => addContainerLocked(file, spec));
+}
+
+async function addContainerLocked(file: string, spec: ContainerSpec): Promise<Obj> {
   const answers = await readAnswers(file);
   if (Object.keys(answers).length === 0) Object.assign(answers, emptyAnswers());
   const record = containerRecord(spec);
@@ -125,6 +122,10 @@ export async function removeContainer(file: string, match: ContainerMatch): Prom
   if (match.externalId === undefined && match.uuid === undefined && match.name === undefined) {
     throw new AnswersError('say which container to remove: --external-id, --uuid or --name');
   }
+  return withEditLock(file, () => removeContainerLocked(file, match));
+}
+
+async function removeContainerLocked(file: string, match: ContainerMatch): Promise<number> {
   const answers = await readAnswers(file);
   let removed = 0;
   for (const list of containerLists(answers, false)) {

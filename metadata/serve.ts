@@ -1,10 +1,15 @@
 // `cattle-metadata serve`: load the answers (a bad file refuses to start), listen,
 // reload on SIGHUP / POST /v1/reload / file change, stop on SIGTERM or SIGINT.
+import { environmentAnswers } from './environment.ts';
 import { createMetadataHandler, createReloadHandler, listen, parseListen, type RunningServer } from './server.ts';
 import { AnswersStore, type ReloadResult } from './store.ts';
 
 export interface ServeOptions {
-  answers: string;
+  /** A classic answers file… */
+  answers?: string;
+  /** …or an environment description, answered as `selfHost` (uuid or name). */
+  environment?: string;
+  selfHost?: string;
   listen: string;
   /** undefined: no reload listener. */
   reloadListen?: string;
@@ -19,16 +24,25 @@ function log(line: string): void {
 export async function serve(opts: ServeOptions): Promise<number> {
   const main = parseListen(opts.listen);
   const reloadAt = opts.reloadListen !== undefined ? parseListen(opts.reloadListen) : undefined;
-  const store = new AnswersStore(opts.answers);
+  const file = (opts.environment ?? opts.answers)!;
+  const store = opts.environment !== undefined
+    ? new AnswersStore(file, undefined, (text, f) => environmentAnswers(text, f, opts.selfHost))
+    : new AnswersStore(file);
   const first = await store.reload();
   if (!first.ok) {
     log(`cannot start without valid answers: ${first.error}`);
     return 1;
   }
+  const problems = (r: ReloadResult): void => {
+    if (r.ok) for (const w of r.warnings) log(`  ${file}: ${w}`);
+  };
+  if (first.ok && first.warnings.length) log(`${file}: ${first.warnings.length} problem(s):`);
+  problems(first);
 
   const report = (why: string) => (r: ReloadResult): ReloadResult => {
-    if (r.ok) log(`${why}: reloaded ${opts.answers} (version ${r.revision})`);
+    if (r.ok) log(`${why}: reloaded ${file} (version ${r.revision})${r.warnings.length ? `, ${r.warnings.length} problem(s):` : ''}`);
     else log(`${why}: reload failed, still serving version ${store.revision}: ${r.error}`);
+    problems(r);
     return r;
   };
   const reload = (why: string): Promise<ReloadResult> => store.reload().then(report(why));
@@ -49,7 +63,8 @@ export async function serve(opts: ServeOptions): Promise<number> {
   process.on('SIGHUP', onHup);
   // One machine-readable line on stdout so callers (tests, scripts) learn the bound ports.
   process.stdout.write(`${JSON.stringify({ listening: servers[0]!.address, reload: servers[1]?.address ?? null, version: store.revision })}\n`);
-  log(`serving ${opts.answers} on ${servers[0]!.address}${servers[1] ? `, reload on ${servers[1].address}` : ''}`);
+  const as = opts.environment !== undefined ? ` as ${opts.selfHost !== undefined ? `host ${opts.selfHost}` : 'no host (no --self-host)'}` : '';
+  log(`serving ${file}${as} on ${servers[0]!.address}${servers[1] ? `, reload on ${servers[1].address}` : ''}`);
 
   return new Promise<number>((resolve) => {
     const stop = (signal: string): void => {

@@ -6,7 +6,20 @@ import path from 'node:path';
 
 import { type Answers, emptyAnswers, parseAnswersText, prepareAnswers } from './answers.ts';
 
-export type ReloadResult = { ok: true; revision: string; changed: boolean } | { ok: false; error: string };
+/** `warnings`: what the file has that is not served (left-out entries), reported on every reload. */
+export type ReloadResult = { ok: true; revision: string; changed: boolean; warnings: string[] } | { ok: false; error: string };
+
+/**
+ * Turns the file's text (undefined: the file does not exist) into the answers to serve; throws
+ * (an AnswersError naming the file) when nothing can be served from it.
+ */
+export type AnswersParser = (text: string | undefined, file: string) => Promise<{ answers: Answers; warnings: string[] }>;
+
+/** The classic answers file: `{version: {client: tree}}`. */
+export const classicParser: AnswersParser = async (text, file) => ({
+  answers: text === undefined ? emptyAnswers() : await parseAnswersText(text, file),
+  warnings: [],
+});
 
 export class AnswersStore {
   readonly file: string | undefined;
@@ -18,9 +31,12 @@ export class AnswersStore {
   private watchTimer: NodeJS.Timeout | undefined;
   private pending: Promise<unknown> = Promise.resolve();
 
-  /** A store over `file`, or over fixed answers (tests) when no file is given. */
-  constructor(file?: string, answers?: Answers) {
+  private readonly parse: AnswersParser;
+
+  /** A store over `file` read by `parse`, or over fixed answers (tests) when no file is given. */
+  constructor(file?: string, answers?: Answers, parse: AnswersParser = classicParser) {
     this.file = file;
+    this.parse = parse;
     if (answers) this.publish(answers);
   }
 
@@ -59,7 +75,7 @@ export class AnswersStore {
   }
 
   private async reloadNow(onlyIfChanged: boolean): Promise<ReloadResult> {
-    if (!this.file) return { ok: true, revision: this.revision, changed: false };
+    if (!this.file) return { ok: true, revision: this.revision, changed: false, warnings: [] };
     let text: string | undefined;
     try {
       text = await fs.promises.readFile(this.file, 'utf8');
@@ -69,15 +85,15 @@ export class AnswersStore {
       // replaced; keep what we serve.
       if (this.lastText !== undefined) return { ok: false, error: `${this.file} does not exist` };
     }
-    if (onlyIfChanged && text === this.lastText && this.rev > 0) return { ok: true, revision: this.revision, changed: false };
-    let answers: Answers;
+    if (onlyIfChanged && text === this.lastText && this.rev > 0) return { ok: true, revision: this.revision, changed: false, warnings: [] };
+    let parsed: { answers: Answers; warnings: string[] };
     try {
-      answers = text === undefined ? emptyAnswers() : await parseAnswersText(text, this.file);
+      parsed = await this.parse(text, this.file);
     } catch (e) {
       return { ok: false, error: (e as Error).message };
     }
     this.lastText = text;
-    return { ok: true, revision: this.publish(answers), changed: true };
+    return { ok: true, revision: this.publish(parsed.answers), changed: true, warnings: parsed.warnings };
   }
 
   /**

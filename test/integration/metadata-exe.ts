@@ -18,9 +18,13 @@ export interface MetadataProcess {
   stop(): Promise<number | null>;
 }
 
-/** Start the built cattle-metadata on 127.0.0.1 with random ports; resolves once it listens. */
-export function startMetadataExe(answers: string, extra: string[] = []): Promise<MetadataProcess> {
-  const child = spawn(path.join(BIN, 'cattle-metadata'), ['--answers', answers, '--listen', '127.0.0.1:0', '--reload-listen', '127.0.0.1:0', ...extra], {
+/**
+ * Start the built cattle-metadata on 127.0.0.1 with random ports; resolves once it listens.
+ * `file` is a classic answers file, or an environment description with `{ environment: true }`.
+ */
+export function startMetadataExe(file: string, extra: string[] = [], opts: { environment?: boolean } = {}): Promise<MetadataProcess> {
+  const source = opts.environment ? ['serve', '--environment', file] : ['--answers', file];
+  const child = spawn(path.join(BIN, 'cattle-metadata'), [...source, '--listen', '127.0.0.1:0', '--reload-listen', '127.0.0.1:0', ...extra], {
     env: baseEnv(), stdio: ['ignore', 'pipe', 'pipe'],
   });
   trackPid(child.pid);

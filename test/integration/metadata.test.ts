@@ -1,13 +1,15 @@
 // cattle-metadata as built: the service on loopback (random ports), its
 // reloads (SIGHUP, POST /v1/reload, file change), the record-editing CLI and
-// its errors. Every process started here is stopped by PID.
+// its errors; one environment file served as two hosts, and how soon a change
+// reaches a waiting long-poll. Every process started here is stopped by PID.
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
-import { runExe } from '../helpers/harness.ts';
+import { baseEnv, BIN, ROOT, runExe, trackPid, untrackPid } from '../helpers/harness.ts';
 import { type MetadataProcess, request, startMetadataExe } from './metadata-exe.ts';
 
 const JSON_ACCEPT = { Accept: 'application/json' };
@@ -243,5 +245,150 @@ describe('cattle-metadata errors and CLI', () => {
     assert.equal(rmNone.code, 1);
     assert.match(rmNone.stderr, /say which container to remove/);
     assert.equal(cli(['help']).code, 0);
+  });
+});
+
+/** Run the built CLI without blocking; resolves at its exit with the moment it was seen exiting. */
+function cliAsync(args: string[]): Promise<{ code: number | null; exitedAt: number; stderr: string }> {
+  const child = spawn(path.join(BIN, 'cattle-metadata'), args, { env: baseEnv(), stdio: ['ignore', 'ignore', 'pipe'] });
+  trackPid(child.pid);
+  let stderr = '';
+  child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
+  let exitedAt = 0;
+  child.on('exit', () => {
+    exitedAt = performance.now();
+    untrackPid(child.pid);
+  });
+  // 'close' comes after 'exit' and after stderr is drained.
+  return new Promise((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, exitedAt, stderr }));
+  });
+}
+
+function percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))]!;
+}
+
+describe('cattle-metadata serving one environment file to two hosts', () => {
+  const file = path.join(dir, 'environment.yaml');
+  const HOST_A = '0f2c5cde-3b1e-4a1f-9a62-6a3c9e1d0a01';
+  const HOST_B = '0f2c5cde-3b1e-4a1f-9a62-6a3c9e1d0a02';
+  let a: MetadataProcess;
+  let b: MetadataProcess;
+  const version = async (md: MetadataProcess): Promise<string> => JSON.parse((await request(`${md.url}/2016-07-29/version`, { headers: JSON_ACCEPT })).body) as string;
+  const waitChange = (md: MetadataProcess, v: string): Promise<number> =>
+    request(`${md.url}/2016-07-29/version?wait=true&value=${v}&maxWait=10`, { headers: JSON_ACCEPT }).then((r) => {
+      assert.notEqual(JSON.parse(r.body), v);
+      return performance.now();
+    });
+
+  before(async () => {
+    fs.copyFileSync(path.join(ROOT, 'conf-examples', 'metadata', 'environment.yaml'), file);
+    a = await startMetadataExe(file, ['--self-host', 'host-a', '--xff'], { environment: true });
+    b = await startMetadataExe(file, ['--self-host', HOST_B, '--xff'], { environment: true });
+  });
+  after(async () => {
+    assert.equal(await a.stop(), 0);
+    assert.equal(await b.stop(), 0);
+  });
+
+  it('the same file, different --self-host: different self/host, the same hosts, networks and containers', async () => {
+    const selfA = JSON.parse((await request(`${a.url}/2016-07-29/self/host`, { headers: JSON_ACCEPT })).body) as Record<string, unknown>;
+    const selfB = JSON.parse((await request(`${b.url}/2016-07-29/self/host`, { headers: JSON_ACCEPT })).body) as Record<string, unknown>;
+    assert.deepEqual([selfA.uuid, selfA.agent_ip, selfB.uuid, selfB.agent_ip], [HOST_A, '192.0.2.11', HOST_B, '192.0.2.12']);
+    assert.equal((await request(`${b.url}/2015-12-19/self/host/name`)).body, 'host-b');
+    for (const p of ['hosts', 'networks', 'containers']) {
+      assert.equal((await request(`${a.url}/2016-07-29/${p}`, { headers: JSON_ACCEPT })).body, (await request(`${b.url}/2016-07-29/${p}`, { headers: JSON_ACCEPT })).body, p);
+    }
+    const cni = JSON.parse((await request(`${a.url}/2016-07-29/networks/0/metadata/cniConfig`, { headers: JSON_ACCEPT })).body) as Record<string, Record<string, unknown>>;
+    assert.equal(cni['10-rancher.conf']!.bridgeSubnet, '10.42.0.0/16');
+    // A container's address answers self as that container (and its host), on either server.
+    const me = { ...JSON_ACCEPT, 'X-Forwarded-For': '10.42.0.12' };
+    assert.equal(JSON.parse((await request(`${a.url}/2016-07-29/self/container/name`, { headers: me })).body), 'web-2');
+    assert.equal(JSON.parse((await request(`${a.url}/2016-07-29/self/host/uuid`, { headers: me })).body), HOST_B);
+    assert.equal(JSON.parse((await request(`${a.url}/2016-07-29/self/service/name`, { headers: me })).body), 'frontend');
+    assert.match(a.stderr(), /serving .*environment\.yaml as host host-a on 127\.0\.0\.1:\d+/);
+  });
+
+  it('add-container on the file wakes a waiting long-poll on both servers; the time from its exit to the answer', async (t) => {
+    const fromExit: number[] = [];
+    for (let i = 0; i < 30; i++) {
+      const [va, vb] = await Promise.all([version(a), version(b)]);
+      const woke = Promise.all([waitChange(a, va), waitChange(b, vb)]);
+      await sleep(20); // the long-polls are waiting
+      const add = await cliAsync(['add-container', '--environment', file, '--host-uuid', i % 2 ? 'host-a' : 'host-b', '--external-id', `lp${i}`, '--ip', `10.42.3.${i + 1}`, '--name', `lp-${i}`]);
+      assert.equal(add.code, 0, add.stderr);
+      const [ta, tb] = await woke;
+      fromExit.push(ta - add.exitedAt, tb - add.exitedAt);
+    }
+    for (const md of [a, b]) {
+      const c = JSON.parse((await request(`${md.url}/2016-07-29/containers/lp-29`, { headers: JSON_ACCEPT })).body) as Record<string, unknown>;
+      assert.deepEqual([c.host_uuid, c.network_uuid, c.state, c.primary_ip], [HOST_A, '7d4f0e2a-managed', 'running', '10.42.3.30']);
+    }
+    fromExit.sort((x, y) => x - y);
+    const p50 = percentile(fromExit, 0.5);
+    // Negative: the server answered before this process saw the CLI exit (the rename comes first).
+    t.diagnostic(`add-container exit → long-poll answer over ${fromExit.length} answers: p50 ${p50.toFixed(2)} ms, p90 ${percentile(fromExit, 0.9).toFixed(2)} ms, max ${fromExit.at(-1)!.toFixed(2)} ms`);
+    assert.ok(p50 < 100, `p50 ${p50} ms`);
+
+    const v = await version(a);
+    const woke = waitChange(a, v);
+    const rm = await cliAsync(['remove-container', '--environment', file, '--name', 'lp-0']);
+    assert.equal(rm.code, 0, rm.stderr);
+    await woke;
+    assert.equal((await request(`${a.url}/2016-07-29/containers/lp-0`)).status, 404);
+  });
+
+  it('commands run at once all land (they take turns on the file)', async () => {
+    const runs = await Promise.all(Array.from({ length: 8 }, (_, i) =>
+      cliAsync(['add-container', '--environment', file, '--host-uuid', 'host-a', '--external-id', `par${i}`, '--ip', `10.42.4.${i + 1}`, '--name', `par-${i}`])));
+    for (const r of runs) assert.equal(r.code, 0, r.stderr);
+    for (let i = 0; i < 50 && (await request(`${b.url}/2016-07-29/containers/par-7`)).status !== 200; i++) await sleep(20);
+    const names = (JSON.parse((await request(`${b.url}/2016-07-29/containers`, { headers: JSON_ACCEPT })).body) as { name: string }[]).map((c) => c.name);
+    for (let i = 0; i < 8; i++) assert.ok(names.includes(`par-${i}`), `par-${i} in ${names.join(' ')}`);
+  });
+
+  it('add-host / add-network / remove-host on the running servers; a bad hand edit is reported and the rest served', async () => {
+    const v = await version(b);
+    const woke = waitChange(b, v);
+    const h = cli(['add-host', '--environment', file, '--name', 'host-c', '--agent-ip', '192.0.2.13', '--uuid', 'h-c', '--label', 'zone=c']);
+    assert.equal(h.code, 0, h.stderr);
+    await woke;
+    assert.equal((await request(`${b.url}/2016-07-29/hosts/host-c/labels/zone`)).body, 'c');
+    const net = cli(['add-network', '--environment', file, '--name', 'isolated', '--uuid', 'n-iso', '--cni-config', '{"10-iso.conf": {"type": "cattle-bridge", "bridgeSubnet": "10.50.0.0/16"}}']);
+    assert.equal(net.code, 0, net.stderr);
+    const bad = cli(['add-host', '--environment', file, '--name', 'host-d', '--agent-ip', 'fe80::1']);
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /--agent-ip: not an IPv4 address: fe80::1/);
+    const busy = cli(['remove-host', '--environment', file, '--name', 'host-a']);
+    assert.equal(busy.code, 1);
+    assert.match(busy.stderr, /has \d+ container\(s\) .*--with-containers/);
+    assert.equal(cli(['remove-host', '--environment', file, '--uuid', 'h-c']).code, 0);
+
+    const good = fs.readFileSync(file, 'utf8');
+    const v2 = await version(a);
+    const woke2 = waitChange(a, v2);
+    fs.writeFileSync(file, good.replace('agent_ip: 192.0.2.12', 'agent_ip: 192.0.2.999'));
+    await woke2;
+    for (let i = 0; i < 50 && !/left out: agent_ip is not an IPv4 address: 192\.0\.2\.999/.test(a.stderr()); i++) await sleep(20);
+    assert.match(a.stderr(), /file changed: reloaded .*environment\.yaml \(version \d+\), \d+ problem\(s\):/);
+    assert.match(a.stderr(), /hosts\[1\] \(0f2c5cde-3b1e-4a1f-9a62-6a3c9e1d0a02\) left out: agent_ip is not an IPv4 address: 192\.0\.2\.999/);
+    assert.equal((await request(`${a.url}/2016-07-29/self/host/name`)).body, 'host-a');
+    assert.equal((await request(`${b.url}/2016-07-29/self/host`)).status, 404);
+    fs.writeFileSync(file, good);
+    for (let i = 0; i < 50 && (await request(`${b.url}/2016-07-29/self/host`)).status !== 200; i++) await sleep(20);
+    assert.equal((await request(`${b.url}/2016-07-29/self/host/name`)).body, 'host-b');
+  });
+
+  it('an environment file given as --answers (and the reverse) is refused with a hint', () => {
+    const r = runExe('cattle-metadata', { args: ['--answers', file, '--listen', '127.0.0.1:0', '--reload-listen', 'none'], timeoutMs: 15_000 });
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /this is an environment description .*serve it with --environment/);
+    const classic = path.join(dir, 'classic.json');
+    fs.writeFileSync(classic, JSON.stringify({ '2015-12-19': { default: {} } }));
+    const r2 = runExe('cattle-metadata', { args: ['serve', '--environment', classic, '--listen', '127.0.0.1:0', '--reload-listen', 'none'], timeoutMs: 15_000 });
+    assert.equal(r2.code, 1);
+    assert.match(r2.stderr, /classic answers file .*--answers/);
   });
 });

@@ -1,9 +1,10 @@
 // cattle-net on three simulated hosts: a netns each, a veth into an underlay
 // bridge in a fourth netns (agent IPs 192.168.100.11–13 on it), each host with
-// its own cattle-metadata on 169.254.169.250 (self = that host) serving the
-// same environment, its own cattle-net, two cattle-bridge pods in the shape of
+// its own cattle-metadata on 169.254.169.250 serving one shared environment
+// file (`--environment`, `--self-host` = that host), its own cattle-net, two cattle-bridge pods in the shape of
 // Rancher's 10-rancher-vxlan.conf and one cattle-ptp pod. Pods reach each other
-// across hosts; changes published in metadata reach the kernel; a VXLAN packet
+// across hosts; changes made with `cattle-metadata add-container` and
+// `remove-host` on the shared file reach the kernel; a VXLAN packet
 // from an underlay address that is not a host is dropped; teardown and DEL
 // leave nothing. Everything is stopped by PID and removed, also on failure.
 import assert from 'node:assert/strict';
@@ -39,7 +40,6 @@ interface Host {
   vtepMac: string;
   ns: TestNetns;
   dir: string;
-  answers: string;
   metadata?: Proc;
   agent?: Proc;
 }
@@ -89,8 +89,8 @@ async function stop(p: Proc | undefined): Promise<number | null> {
 
 const hosts: Host[] = [];
 const pods: Pod[] = [];
-/** Host uuids present in the environment, and the containers in it. */
-let present = new Set<string>();
+/** The environment every host's cattle-metadata serves (each as itself: --self-host). */
+const envFile = path.join(tmp, 'environment.json');
 
 function hostEnv(h: Host): Record<string, string> {
   return { CATTLE_CNI_STATE_DIR: path.join(h.dir, 'state'), CATTLE_CNI_LOCK_DIR: path.join(h.dir, 'locks'), CATTLE_CNI_AGENT_DIR: path.join(h.dir, 'run') };
@@ -110,23 +110,28 @@ const BRIDGE_CONF = {
 };
 const PTP_CONF = { cniVersion: '0.3.1', name: 'rancher-cni-ptp', type: 'cattle-ptp', mtu: 1450, ipam: { type: 'rancher-cni-ipam', subnetPrefixSize: '/16' } };
 
-/** The same environment for every host, with self = that host; written by rename (the server reloads). */
-function publish(): void {
+/** The environment at the start: the three hosts, the managed network, the pods made so far. */
+function writeEnvironment(): void {
   const env = {
-    hosts: hosts.filter((h) => present.has(h.uuid)).map((h) => ({ uuid: h.uuid, name: `host-${h.key}`, hostname: `host-${h.key}`, agent_ip: h.agentIp })),
+    hosts: hosts.map((h) => ({ uuid: h.uuid, name: `host-${h.key}`, hostname: `host-${h.key}`, agent_ip: h.agentIp })),
     networks: [
-      { uuid: NETWORK_UUID, name: 'managed', metadata: { cniConfig: { '10-rancher-vxlan.conf': BRIDGE_CONF } } },
+      { uuid: NETWORK_UUID, name: 'managed', is_default: true, metadata: { cniConfig: { '10-rancher-vxlan.conf': BRIDGE_CONF } } },
       { uuid: 'net-host', name: 'host', metadata: {} },
     ],
-    containers: pods.filter((p) => present.has(p.host.uuid)).map((p) => ({
-      uuid: `uuid-${p.name}`, name: p.name, external_id: p.id, host_uuid: p.host.uuid, network_uuid: NETWORK_UUID, primary_ip: p.ip, state: 'running', network_from_container_uuid: '',
-    })),
+    containers: pods.map((p) => ({ uuid: `uuid-${p.name}`, name: p.name, external_id: p.id, host_uuid: p.host.uuid, network_uuid: NETWORK_UUID, primary_ip: p.ip, state: 'running' })),
   };
-  for (const h of hosts) {
-    const self = { host: { uuid: h.uuid, name: `host-${h.key}`, agent_ip: h.agentIp } };
-    fs.writeFileSync(`${h.answers}.tmp`, JSON.stringify({ '2016-07-29': { default: { ...env, self } } }));
-    fs.renameSync(`${h.answers}.tmp`, h.answers);
-  }
+  fs.writeFileSync(envFile, JSON.stringify(env, null, 1));
+}
+
+/** `cattle-metadata <command> --environment <the shared file> …`: every host's server reloads it. */
+function editEnvironment(...args: string[]): void {
+  const [command, ...rest] = args;
+  const r = runExe('cattle-metadata', { args: [command!, '--environment', envFile, ...rest] });
+  assert.equal(r.code, 0, `cattle-metadata ${args.join(' ')}: ${r.stderr}`);
+}
+
+function startMetadata(h: Host): Proc {
+  return start(h.ns, 'cattle-metadata', ['serve', '--environment', envFile, '--self-host', h.uuid]);
 }
 
 function addPod(h: Host, n: number, plugin: Pod['plugin'] = 'cattle-bridge'): Pod {
@@ -216,7 +221,7 @@ describe('cattle-net on three hosts', { timeout: 180_000 }, () => {
       const ns = makeNetns(`ccni-mh-${key}`);
       const dir = path.join(tmp, key);
       fs.mkdirSync(dir);
-      const h: Host = { key, uuid: `host-uuid-${key}`, agentIp: `192.168.100.${10 + i}`, vtepMac: `0e:00:c0:a8:64:${(10 + i).toString(16).padStart(2, '0')}`, ns, dir, answers: path.join(dir, 'answers.json') };
+      const h: Host = { key, uuid: `host-uuid-${key}`, agentIp: `192.168.100.${10 + i}`, vtepMac: `0e:00:c0:a8:64:${(10 + i).toString(16).padStart(2, '0')}`, ns, dir };
       underlay.exec('ip', ['link', 'add', `ul-${key}`, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns.name]);
       underlay.exec('ip', ['link', 'set', `ul-${key}`, 'master', 'ul0', 'up']);
       ns.exec('ip', ['addr', 'add', `${h.agentIp}/24`, 'dev', 'eth0']);
@@ -224,15 +229,14 @@ describe('cattle-net on three hosts', { timeout: 180_000 }, () => {
       ns.exec('ip', ['route', 'add', 'default', 'dev', 'eth0']); // proxy ARP (ptp) answers only for routable destinations
       ns.exec('ip', ['addr', 'add', '169.254.169.250/32', 'dev', 'lo']);
       hosts.push(h);
-      present.add(h.uuid);
     }
     for (const h of hosts) {
       addPod(h, 10);
       addPod(h, 11);
       addPod(h, 30, 'cattle-ptp');
     }
-    publish();
-    for (const h of hosts) h.metadata = start(h.ns, 'cattle-metadata', ['serve', '--answers', h.answers]);
+    writeEnvironment();
+    for (const h of hosts) h.metadata = startMetadata(h);
     await Promise.all(hosts.map((h) => h.metadata!.firstLine));
     for (const h of hosts) h.agent = startAgent(h);
     const lines = await Promise.all(hosts.map((h) => h.agent!.firstLine));
@@ -311,14 +315,14 @@ describe('cattle-net on three hosts', { timeout: 180_000 }, () => {
     }
   });
 
-  it('a container added on host B and published is reachable from A once A has its neighbour entry', async () => {
+  it('a container added on host B (cattle-metadata add-container) is reachable from A once A has its neighbour entry', async () => {
     const [a, b, c] = hosts as [Host, Host, Host];
     const pod = addPod(b, 12);
     const onA = neighbourEvent(a, pod.ip);
     const onC = neighbourEvent(c, pod.ip);
     await Promise.all([onA.ready, onC.ready]);
     const t0 = performance.now();
-    publish();
+    editEnvironment('add-container', '--host-uuid', b.uuid, '--network-uuid', NETWORK_UUID, '--external-id', pod.id, '--ip', pod.ip, '--name', pod.name, '--uuid', `uuid-${pod.name}`);
     const line = await onA.seen;
     const ms = performance.now() - t0;
     assert.match(line, new RegExp(`^${pod.ip.replace(/\./g, '\\.')} lladdr ${b.vtepMac} PERMANENT`));
@@ -326,7 +330,7 @@ describe('cattle-net on three hosts', { timeout: 180_000 }, () => {
     assert.ok(ping(pods.find((p) => p.name === 'a10')!.ns, pod.ip), 'a10 → b12');
     assert.ok(ping(pod.ns, pods.find((p) => p.name === 'c30')!.ip), 'b12 → c30 (ptp)');
     assert.ok(!neighOf(b).some((n) => n.dst === pod.ip), 'B has no neighbour for its own container');
-    console.log(`# published → neighbour on A in ${ms.toFixed(0)} ms`);
+    console.log(`# add-container → neighbour on A in ${ms.toFixed(0)} ms`);
   });
 
   it('metadata unreachable: the last applied state stays, status says so, and it recovers', async () => {
@@ -340,24 +344,20 @@ describe('cattle-net on three hosts', { timeout: 180_000 }, () => {
     assert.match(status().metadata.lastError ?? '', /cannot reach|closed|ECONNREFUSED/);
     assert.equal(neighOf(b).length, before, 'entries kept');
     assert.match(b.agent!.stderr(), /metadata unreachable, keeping the last applied state/);
-    b.metadata = start(b.ns, 'cattle-metadata', ['serve', '--answers', b.answers]);
+    b.metadata = startMetadata(b);
     await b.metadata.firstLine;
     await until('B reports metadata reachable again', () => status().state === 'running' && status().metadata.reachable, 40_000);
   });
 
-  it('host C removed: its FDB and neighbour entries vanish from A and B, and the filter drops its VXLAN', async () => {
+  it('host C removed (cattle-metadata remove-host): its FDB and neighbour entries vanish from A and B, and the filter drops its VXLAN', async () => {
     const [a, b, c] = hosts as [Host, Host, Host];
     // C's agent stops (its data plane stays: C still encapsulates toward A and B).
     assert.equal(await stop(c.agent), 0);
     assert.match(c.agent!.stderr(), /the data plane stays in place/);
     assert.ok(c.ns.ipJson<unknown[]>('link', 'show', VTEP).length === 1, 'C keeps its VTEP after SIGTERM');
     const droppedBefore = droppedOn(a);
-    present = new Set([a.uuid, b.uuid]);
-    // Only A and B learn of it: C's own metadata is left as it was.
-    const saved = fs.readFileSync(c.answers);
-    publish();
-    fs.writeFileSync(`${c.answers}.tmp`, saved);
-    fs.renameSync(`${c.answers}.tmp`, c.answers);
+    // C's agent is stopped: only A and B act on it.
+    editEnvironment('remove-host', '--uuid', c.uuid, '--with-containers');
     for (const h of [a, b]) {
       await until(`C's entries gone on ${h.key}`, () => !fdbOf(h).some((e) => e.dst === c.agentIp) && !neighOf(h).some((n) => n.dst.startsWith('10.42.3.')));
       assert.equal(fdbOf(h).filter((e) => e.dst !== undefined).length, 1);

@@ -10,6 +10,7 @@ import path from 'node:path';
 import { plugin } from '../../ipam/cattle/plugin.ts';
 import { type PluginIO, runPlugin } from '../../lib/skel.ts';
 import type { Answers } from '../../metadata/answers.ts';
+import { environmentAnswers } from '../../metadata/environment.ts';
 import { addContainer, type ContainerSpec } from '../../metadata/records.ts';
 import { createMetadataHandler, createReloadHandler, listen, type RunningServer } from '../../metadata/server.ts';
 import { AnswersStore } from '../../metadata/store.ts';
@@ -56,6 +57,61 @@ export async function startMetadata(answers?: Answers, opts: { xff?: boolean; fi
       fs.rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+export interface EnvironmentMetadata {
+  url: string;
+  store: AnswersStore;
+  reloadUrl: string;
+  /** What the last reload reported as left out or wrong. */
+  warnings(): string[];
+  close(): Promise<void>;
+}
+
+/** A metadata service on 127.0.0.1 (random port) serving the environment file `file` (watched) as `selfHost`. */
+export async function startEnvironmentMetadata(file: string, selfHost?: string): Promise<EnvironmentMetadata> {
+  const store = new AnswersStore(file, undefined, (text, f) => environmentAnswers(text, f, selfHost));
+  let warnings: string[] = [];
+  const note = (r: Awaited<ReturnType<AnswersStore['reload']>>): typeof r => {
+    if (r.ok && r.changed) warnings = r.warnings;
+    return r;
+  };
+  const first = note(await store.reload());
+  if (!first.ok) throw new Error(first.error);
+  store.watch(note);
+  const main: RunningServer = await listen(createMetadataHandler({ store }), { host: '127.0.0.1', port: 0 });
+  const reload: RunningServer = await listen(createReloadHandler(() => store.reload().then(note)), { host: '127.0.0.1', port: 0 });
+  return {
+    url: `http://${main.address}`,
+    store,
+    reloadUrl: `http://${reload.address}/v1/reload`,
+    warnings: () => warnings,
+    close: async () => {
+      store.unwatch();
+      await Promise.all([main.close(), reload.close()]);
+    },
+  };
+}
+
+export interface Reply {
+  status: number;
+  body: string;
+  headers: http.IncomingHttpHeaders;
+}
+
+/** GET (by default) `base + path` on a fresh connection. */
+export function get(base: string, path: string, headers: Record<string, string> = {}, method = 'GET'): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(`${base}${path}`, { method, headers, agent: false }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body, headers: res.headers }));
+    });
+    req.on('error', reject);
+    req.setTimeout(10_000, () => req.destroy(new Error('test request timed out')));
+    req.end();
+  });
 }
 
 export interface FakeServer {
