@@ -48,11 +48,18 @@ export function toCniError(e: unknown): CniError {
 }
 
 /** The error object printed on stdout. `details` is left out when empty. */
+/** An error is read by people and logged by runtimes: input echoed into it (a 1 MiB cniVersion) is cut. */
+export const MAX_ERROR_TEXT = 4096;
+
 export function errorJSON(err: unknown, cniVersion: string): CniErrorJSON {
   const e = toCniError(err);
-  const out: CniErrorJSON = { cniVersion, code: e.code, msg: e.msg };
-  if (e.details) out.details = e.details;
+  const out: CniErrorJSON = { cniVersion, code: e.code, msg: capText(e.msg) };
+  if (e.details) out.details = capText(e.details);
   return out;
+}
+
+function capText(s: string): string {
+  return s.length <= MAX_ERROR_TEXT ? s : `${s.slice(0, MAX_ERROR_TEXT)}… (${s.length - MAX_ERROR_TEXT} more characters)`;
 }
 
 function safeString(v: unknown): string {

@@ -2,9 +2,17 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
 import * as errors from '../../lib/cni/errors.ts';
-import { CniError, errorJSON, toCniError } from '../../lib/cni/errors.ts';
+import { CniError, errorJSON, MAX_ERROR_TEXT, toCniError } from '../../lib/cni/errors.ts';
 
 describe('errors', () => {
+  it('cuts echoed input: an error stays one readable object whatever the input\'s size (fuzz: a 1 MiB cniVersion)', () => {
+    const huge = 'A'.repeat(1 << 20);
+    const j = errorJSON(new CniError(1, `bad ${huge}`, `config is "${huge}"`), '1.1.0');
+    assert.ok(j.msg.length < MAX_ERROR_TEXT + 64 && j.details!.length < MAX_ERROR_TEXT + 64);
+    assert.match(j.details!, /… \(\d+ more characters\)$/);
+    assert.equal(errorJSON(new CniError(7, 'short', 'fine'), '1.0.0').details, 'fine');
+  });
+
   it('has the spec codes', () => {
     assert.deepEqual(
       {
