@@ -164,7 +164,8 @@ describe('long-poll and reloads', () => {
     const r = await get(md.url, `/2015-12-19/version?wait=true&value=${v}&maxWait=1`);
     const ms = performance.now() - t0;
     assert.equal(r.body, v);
-    assert.ok(ms >= 950 && ms < 2000, `${ms} ms`);
+    // Held until maxWait (a lower bound, not a wall-clock threshold on speed).
+    assert.ok(ms >= 950, `${ms} ms`);
   });
 
   it('wakes on POST /v1/reload, which bumps the version and replies OK', async () => {
