@@ -343,7 +343,8 @@ describe('cattle-net on three hosts', { timeout: 180_000 }, () => {
     assert.equal(status().metadata.reachable, false);
     assert.match(status().metadata.lastError ?? '', /cannot reach|closed|ECONNREFUSED/);
     assert.equal(neighOf(b).length, before, 'entries kept');
-    assert.match(b.agent!.stderr(), /metadata unreachable, keeping the last applied state/);
+    // The status file may be written before the log line reaches our pipe: wait for the line, as an event.
+    await until('B logs that it keeps the last state', () => /metadata unreachable, keeping the last applied state/.test(b.agent!.stderr()));
     b.metadata = startMetadata(b);
     await b.metadata.firstLine;
     await until('B reports metadata reachable again', () => status().state === 'running' && status().metadata.reachable, 40_000);
