@@ -2,11 +2,8 @@
 // plugin start evaluates only its own modules.
 import path from 'node:path';
 
-import type { ProgramName } from './names.ts';
-
-export interface Entry {
-  main(args: string[]): Promise<number>;
-}
+import { loadProgram } from './load-programs.ts';
+import type { Entry, ProgramName } from './names.ts';
 
 export const ENTRIES: Record<ProgramName, () => Promise<Entry>> = {
   'cattle-cni': () => import('./cli/main.ts'),
@@ -15,9 +12,9 @@ export const ENTRIES: Record<ProgramName, () => Promise<Entry>> = {
   'cattle-ptp': () => import('./plugins/ptp/ptp.ts'),
   'cattle-ipam': () => import('./ipam/cattle/plugin.ts'),
   'rancher-cni-ipam': () => import('./ipam/cattle/plugin.ts'),
-  'cattle-metadata': () => import('./metadata/main.ts'),
+  'cattle-metadata': () => loadProgram('cattle-metadata'),
   'cniglue': () => import('./cniglue/main.ts'),
-  'cattle-net': () => import('./agent/main.ts'),
+  'cattle-net': () => loadProgram('cattle-net'),
 };
 
 /** Our IPAM programs; a main plugin calls them in-process (no second Node start). */

@@ -6,3 +6,8 @@ export const PROGRAM_NAMES = [
 ] as const;
 
 export type ProgramName = (typeof PROGRAM_NAMES)[number];
+
+/** What every program module exports. */
+export interface Entry {
+  main(args: string[]): Promise<number>;
+}

@@ -23,8 +23,8 @@ const addon = r('native', 'build', 'Release', 'cattle_native.node');
  * CNI_DEBUG_STACK=1 stack traces that name the TypeScript sources: what `node --enable-source-maps`
  * does, switched on at run time and only then. Node maps only code compiled after source maps were
  * enabled, and the SEA's main script is compiled before any of it runs, so this formats the stack
- * itself with node:module's SourceMap. The map is a separate SEA asset (beside main.cjs outside
- * the executable), read and parsed at the first stack formatted: without CNI_DEBUG_STACK a start
+ * itself with node:module's SourceMap. Each bundle's map is a separate SEA asset (beside the bundle
+ * outside the executable), read and parsed at the first stack formatted: without CNI_DEBUG_STACK a start
  * pays one environment lookup, and the bundle carries no inline map. Runs as the bundle's banner
  * (source text, so it must not refer to anything outside itself).
  */
@@ -37,22 +37,26 @@ function debugStacks() {
   Error.prepareStackTrace = (_e, frames) => frames;
   const bundle = new Error().stack[0].getFileName(); // this script, as V8 names it in stack frames
   Error.prepareStackTrace = saved;
-  let map;
-  const sourceMap = () => {
-    if (map !== undefined) return map;
-    map = null;
+  // The frames of either bundle: main.cjs (this script) and programs.cjs beside it.
+  const maps = new Map();
+  const mapAsset = { [bundle]: 'main.cjs.map', [path.join(path.dirname(bundle), 'programs.cjs')]: 'programs.cjs.map' };
+  const sourceMap = (file) => {
+    if (maps.has(file)) return maps.get(file);
+    maps.set(file, null);
     try {
-      const text = sea.isSea() ? sea.getAsset('main.cjs.map', 'utf8') : fs.readFileSync(`${bundle}.map`, 'utf8');
-      map = new SourceMap(JSON.parse(text));
+      const text = sea.isSea() ? sea.getAsset(mapAsset[file], 'utf8') : fs.readFileSync(`${file}.map`, 'utf8');
+      maps.set(file, new SourceMap(JSON.parse(text)));
     } catch {
       // no map: the frames stay as they are
     }
-    return map;
+    return maps.get(file);
   };
   const entryOf = (frame) => {
-    if (!frame || frame.getFileName() !== bundle || !sourceMap()) return undefined;
+    const file = frame?.getFileName();
+    const map = file && Object.hasOwn(mapAsset, file) ? sourceMap(file) : null;
+    if (!map) return undefined;
     const e = map.findEntry(frame.getLineNumber() - 1, frame.getColumnNumber() - 1);
-    return e && e.originalSource ? e : undefined;
+    return e && e.originalSource ? { ...e, dir: path.dirname(file) } : undefined;
   };
   Error.prepareStackTrace = (error, frames) => {
     let header;
@@ -67,7 +71,7 @@ function debugStacks() {
         if (!e) return `    at ${frame}`;
         // As Node does: the original name is the one the caller's call site used.
         const name = entryOf(frames[i + 1])?.name || frame.getFunctionName();
-        const where = `${path.resolve(path.dirname(bundle), e.originalSource)}:${e.originalLine + 1}:${e.originalColumn + 1}`;
+        const where = `${path.resolve(e.dir, e.originalSource)}:${e.originalLine + 1}:${e.originalColumn + 1}`;
         return name ? `    at ${frame.isAsync() ? 'async ' : ''}${name} (${where})` : `    at ${where}`;
       } catch {
         return `    at ${frame}`; // diagnostics never fail
@@ -112,24 +116,44 @@ step('validators (ajv standalone)', () => run(process.execPath, [r('scripts', 'g
 fs.rmSync(dist, { recursive: true, force: true });
 fs.mkdirSync(bin, { recursive: true });
 
-await step('bundle (esbuild)', () => esbuild.build({
-  entryPoints: [r('main.ts')],
+// Two bundles: main.cjs (the SEA's main script: plugins, IPAM, CLI, cniglue)
+// and programs.cjs (the long-running cattle-metadata and cattle-net, an asset
+// evaluated only when one of them is started). A plugin start then compiles
+// and deserialises only its own side.
+const bundleOptions = {
   bundle: true,
   platform: 'node',
   format: 'cjs',
   target: 'node24',
-  outfile: path.join(dist, 'main.cjs'),
   minify: true,
   legalComments: 'none',
-  // A separate map (main.cjs.map, no sourceMappingURL comment), used only by debugStacks().
+  // A separate map per bundle (no sourceMappingURL comment), used only by debugStacks().
   sourcemap: 'external',
   sourcesContent: false,
-  banner: { js: `if(process.env.CNI_DEBUG_STACK)(${debugStacks})();` },
-  // The bundle runs as CommonJS inside the SEA; native.ts only uses
+  // The bundles run as CommonJS inside the SEA; native.ts only uses
   // import.meta.dirname outside the SEA (tests run the sources directly).
   define: { 'import.meta.dirname': '__dirname' },
   logLevel: 'warning',
-}));
+};
+
+// In main.cjs, programs are loaded from the asset instead of being bundled in.
+const programsFromAsset = {
+  name: 'programs-from-asset',
+  setup(build) {
+    build.onResolve({ filter: /\/load-programs\.ts$/ }, () => ({ path: r('load-programs.sea.ts') }));
+  },
+};
+
+await step('bundles (esbuild)', () => Promise.all([
+  esbuild.build({
+    ...bundleOptions,
+    entryPoints: [r('main.ts')],
+    outfile: path.join(dist, 'main.cjs'),
+    banner: { js: `if(process.env.CNI_DEBUG_STACK)(${debugStacks})();` },
+    plugins: [programsFromAsset],
+  }),
+  esbuild.build({ ...bundleOptions, entryPoints: [r('programs.ts')], outfile: path.join(dist, 'programs.cjs') }),
+]));
 
 const seaConfig = path.join(dist, 'sea-config.json');
 fs.writeFileSync(seaConfig, JSON.stringify({
@@ -140,7 +164,8 @@ fs.writeFileSync(seaConfig, JSON.stringify({
   useSnapshot: false,
   // NODE_OPTIONS and friends must not change how a plugin behaves.
   execArgvExtension: 'none',
-  assets: { 'cattle_native.node': addon, 'main.cjs.map': path.join(dist, 'main.cjs.map') },
+  assets: Object.fromEntries([['cattle_native.node', addon],
+    ...['main.cjs.map', 'programs.cjs', 'programs.cjs.map'].map((a) => [a, path.join(dist, a)])]),
 }, null, 2));
 
 // The blob must come from the same Node build as the base binary.

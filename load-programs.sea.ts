@@ -1,0 +1,28 @@
+// Inside the executable: evaluate the programs bundle (SEA asset programs.cjs)
+// on first use. It is self-contained CommonJS that needs only Node's built-in
+// modules, so the SEA's require is all it gets.
+import path from 'node:path';
+import sea from 'node:sea';
+import vm from 'node:vm';
+
+import type { Entry } from './names.ts';
+import type { ProgramBundleName, PROGRAMS } from './programs.ts';
+
+export const PROGRAMS_ASSET = 'programs.cjs';
+
+type Programs = typeof PROGRAMS;
+let programs: Programs | undefined;
+
+function evaluate(): Programs {
+  const filename = path.join(path.dirname(process.execPath), PROGRAMS_ASSET);
+  const source = sea.getAsset(PROGRAMS_ASSET, 'utf8');
+  const wrapper = vm.runInThisContext(`(function (exports, require, module, __filename, __dirname) {${source}\n})`, { filename });
+  const module = { exports: {} as { PROGRAMS: Programs } };
+  wrapper(module.exports, require, module, filename, path.dirname(filename));
+  return module.exports.PROGRAMS;
+}
+
+export async function loadProgram(name: ProgramBundleName): Promise<Entry> {
+  programs ??= evaluate();
+  return programs[name]();
+}
