@@ -8,8 +8,8 @@
 #   bench  the same build, plus time, containernetworking-plugins (the Go
 #          reference plugins it compares with) and iperf3 (overlay throughput)
 #   test   (default) everything the tests use, also the runtimes the end-to-end
-#          tests drive: podman runc docker.io busybox-static. Note that Debian's
-#          podman package ships /etc/cni/net.d/87-podman-bridge.conflist (a
+#          tests drive: podman runc docker.io containerd busybox-static.
+#          Debian's podman ships /etc/cni/net.d/87-podman-bridge.conflist (a
 #          conffile): only this profile installs podman.
 #
 # One line per step. Safe to run again: only what is missing is installed.
@@ -75,10 +75,12 @@ case "$profile" in
     need strace has strace
     need util-linux has nsenter
     need containernetworking-plugins test -x /usr/lib/cni/bridge
-    # End-to-end tests drive real runtimes: podman (CNI backend) and dockerd.
+    # End-to-end tests drive real runtimes: podman (CNI backend), dockerd, and
+    # containerd (a private instance per run, driven with its ctr).
     need podman has podman
     need runc has runc
     need docker.io has dockerd
+    need containerd has ctr
     need busybox-static dpkg -s busybox-static
     ;;
 esac
