@@ -303,7 +303,8 @@ export function addEnvironmentContainer(file: string, spec: ContainerSpec & { ho
     }
     const record = containerRecord({ ...spec, hostUuid: host.host.uuid as string, networkUuid });
     const containers = d.data.containers;
-    const same = indicesOf(containers, (c) => c.external_id === spec.externalId || c.uuid === record.uuid);
+    // A pod's record may have no external id (cattle-metadata add-container --pod-name): uuid only then.
+    const same = indicesOf(containers, (c) => (spec.externalId !== undefined && c.external_id === spec.externalId) || c.uuid === record.uuid);
     const clash = containers.find((c, i) => !same.includes(i) && isObj(c) && c.primary_ip === record.primary_ip && (c.network_uuid ?? undefined) === networkUuid) as Obj | undefined;
     if (clash) throw new AnswersError(`${String(record.primary_ip)} is already the primary_ip of container ${String(clash.name)} (${String(clash.uuid)}) on that network: remove it first`);
     if (same.length > 0) {

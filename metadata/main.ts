@@ -4,6 +4,8 @@
 import fs from 'node:fs';
 import { isIP, isIPv4 } from 'node:net';
 
+import type { ContainerSpec } from './records.ts';
+
 const USAGE = `Usage:
   cattle-metadata [serve] (--answers FILE | --environment FILE [--self-host UUID|NAME])
                   [--listen ADDR:PORT] [--reload-listen ADDR:PORT|none] [--xff]
@@ -14,7 +16,8 @@ const USAGE = `Usage:
                               [--default] [--host-ports] [--policy-action allow|deny]
   cattle-metadata remove-network --environment FILE (--uuid UUID | --name NAME) [--with-containers]
   cattle-metadata add-container (--answers FILE | --environment FILE --host-uuid UUID|NAME)
-                                --external-id ID --ip IP [--network-uuid UUID|NAME] [--state STATE]
+                                (--external-id ID | --pod-namespace NS --pod-name NAME [--pod-uid UID])
+                                --ip IP [--network-uuid UUID|NAME] [--state STATE]
                                 [--mac MAC] [--uuid UUID] [--name NAME] [--dns IP,…]
                                 [--dns-search DOMAIN,…] [--label KEY=VALUE]…
   cattle-metadata remove-container (--answers FILE | --environment FILE)
@@ -41,6 +44,10 @@ remove-network    remove a network (refused while containers are on it, unless -
 add-container     add (or replace: same external id or uuid) a container record: in every
                   version's default containers (--answers), or on a host of the environment
                   (--environment; network: --network-uuid, else the default network)
+                  --pod-namespace, --pod-name, --pod-uid: a Kubernetes pod's record, before its
+                  sandbox (external) id exists; labels io.kubernetes.pod.namespace, .name, .uid
+                  (what cattle-ipam matches K8S_POD_* against); uuid and name derived from
+                  namespace/name unless given, so publishing the pod again replaces its record
 remove-container  remove matching container records
 Exit status: 0 done, 1 failed (or nothing to remove), 2 usage error.
 `;
@@ -51,7 +58,7 @@ type Flags = Record<string, string | true | string[]>;
 const SOURCE: Record<string, Kind> = { answers: 'value', environment: 'value' };
 const CONTAINER: Record<string, Kind> = {
   'external-id': 'value', ip: 'value', mac: 'value', uuid: 'value', name: 'value', dns: 'value', 'dns-search': 'value', label: 'multi',
-  'host-uuid': 'value', 'network-uuid': 'value', state: 'value',
+  'host-uuid': 'value', 'network-uuid': 'value', state: 'value', 'pod-namespace': 'value', 'pod-name': 'value', 'pod-uid': 'value',
 };
 const COMMAND_FLAGS: Record<string, Record<string, Kind>> = {
   serve: { ...SOURCE, 'self-host': 'value', listen: 'value', 'reload-listen': 'value', xff: 'bool' },
@@ -143,6 +150,40 @@ function labels(flags: Flags): Record<string, string> | undefined {
   return out;
 }
 
+// The labels of Rancher's Kubernetes containers, which cattle-ipam matches CNI_ARGS K8S_POD_* against.
+const POD_NAMESPACE_LABEL = 'io.kubernetes.pod.namespace';
+const POD_NAME_LABEL = 'io.kubernetes.pod.name';
+const POD_UID_LABEL = 'io.kubernetes.pod.uid';
+
+interface Pod {
+  namespace: string;
+  name: string;
+  uid?: string;
+}
+
+/** --pod-namespace and --pod-name (both or neither), --pod-uid only with them. */
+async function pod(flags: Flags): Promise<Pod | undefined> {
+  const namespace = await ident(flags, 'pod-namespace', false);
+  const name = await ident(flags, 'pod-name', false);
+  const uid = await ident(flags, 'pod-uid', false);
+  if (namespace === undefined && name === undefined) {
+    if (uid !== undefined) throw new UsageError('--pod-uid needs --pod-namespace and --pod-name');
+    return undefined;
+  }
+  if (namespace === undefined || name === undefined) throw new UsageError('--pod-namespace and --pod-name go together');
+  return { namespace, name, ...(uid !== undefined ? { uid } : {}) };
+}
+
+/** A uuid derived from the pod's namespace and name (SHA-1, in the form of a version 5 UUID): the same pod, the same record. */
+function podUuid(p: Pod): string {
+  const { createHash } = process.getBuiltinModule('node:crypto'); // a builtin loaded lazily (no dynamic import in the executable)
+  const b = createHash('sha1').update(`${POD_NAMESPACE_LABEL}=${p.namespace}\n${POD_NAME_LABEL}=${p.name}`).digest().subarray(0, 16);
+  b[6] = (b[6]! & 0x0f) | 0x50;
+  b[8] = (b[8]! & 0x3f) | 0x80;
+  const h = b.toString('hex');
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+}
+
 /** Which file: --answers (classic) or --environment; exactly one. */
 function source(flags: Flags): { kind: 'answers' | 'environment'; file: string } {
   const answers = str(flags, 'answers');
@@ -207,11 +248,15 @@ async function addContainerCommand(flags: Flags, io: CliIO): Promise<number> {
   if (state !== undefined && !CONTAINER_STATES.includes(state)) throw new UsageError(`--state: not a container state: ${state} (one of ${CONTAINER_STATES.join(', ')})`);
   const hostUuid = await ident(flags, 'host-uuid', src.kind === 'environment');
   const networkUuid = await ident(flags, 'network-uuid', false);
-  const uuid = await ident(flags, 'uuid', false);
-  const name = await ident(flags, 'name', false);
+  const k8s = await pod(flags);
+  // A pod's record may come before its sandbox exists: then it has no external id.
+  const externalId = str(flags, 'external-id');
+  if (externalId === '' || (externalId === undefined && k8s === undefined)) throw new UsageError('--external-id is required (or --pod-namespace and --pod-name)');
+  const uuid = (await ident(flags, 'uuid', false)) ?? (k8s ? podUuid(k8s) : undefined);
+  const name = (await ident(flags, 'name', false)) ?? (k8s ? `k8s_POD_${k8s.name}_${k8s.namespace}` : undefined);
   const dnsSearch = list(str(flags, 'dns-search'));
   const spec = {
-    externalId: need(flags, 'external-id'),
+    ...(externalId !== undefined ? { externalId } : {}),
     ip,
     ...(mac ? { mac } : {}),
     ...(uuid ? { uuid } : {}),
@@ -221,15 +266,20 @@ async function addContainerCommand(flags: Flags, io: CliIO): Promise<number> {
     ...(state ? { state } : {}),
     ...(networkUuid ? { networkUuid } : {}),
   };
-  const lbls = labels(flags);
+  let lbls = labels(flags);
+  if (k8s) {
+    lbls = { ...lbls, [POD_NAMESPACE_LABEL]: k8s.namespace, [POD_NAME_LABEL]: k8s.name, ...(k8s.uid !== undefined ? { [POD_UID_LABEL]: k8s.uid } : {}) };
+  }
   if (lbls) Object.assign(spec, { labels: lbls });
+  // Without an external id (a pod's record), the record is written without external_id (name given above).
+  const full = spec as ContainerSpec;
   let record: unknown;
   if (src.kind === 'environment') {
     const { addEnvironmentContainer } = await import('./environment-edit.ts');
-    record = await addEnvironmentContainer(src.file, { ...spec, hostUuid: hostUuid! });
+    record = await addEnvironmentContainer(src.file, { ...full, hostUuid: hostUuid! });
   } else {
     const { addContainer } = await import('./records.ts');
-    record = await addContainer(src.file, { ...spec, ...(hostUuid ? { hostUuid } : {}) });
+    record = await addContainer(src.file, { ...full, ...(hostUuid ? { hostUuid } : {}) });
   }
   io.out(`${JSON.stringify(record)}\n`);
   return 0;

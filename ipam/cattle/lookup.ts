@@ -1,5 +1,6 @@
 // Finding a container's record in the metadata service, promptly and within a
-// deadline: look at /containers; when the record is not there yet, wait for the
+// deadline: look at /containers (by external_id or uuid, else by the Kubernetes
+// pod labels); when the record is not there yet, wait for the
 // next metadata change with the /version long-poll and look again. A failing
 // service (down, slow, 5xx, garbage) is retried with a short backoff until the
 // deadline. Every request carries its own timeout. Two answers end the lookup at
@@ -31,11 +32,30 @@ export interface ContainerRecord {
   name?: string;
 }
 
+/** The labels Rancher's Kubernetes containers carried, matched against CNI_ARGS K8S_POD_*. */
+export const POD_NAMESPACE_LABEL = 'io.kubernetes.pod.namespace';
+export const POD_NAME_LABEL = 'io.kubernetes.pod.name';
+export const POD_UID_LABEL = 'io.kubernetes.pod.uid';
+
+export interface PodTarget {
+  /** CNI_ARGS K8S_POD_NAMESPACE. */
+  namespace: string;
+  /** CNI_ARGS K8S_POD_NAME. */
+  name: string;
+  /** CNI_ARGS K8S_POD_UID: compared only when the record has the label too. */
+  uid?: string;
+}
+
 export interface LookupTarget {
   /** CNI_CONTAINERID, matched against external_id. */
   containerId: string;
   /** CNI_ARGS RancherContainerUUID, matched against uuid. */
   uuid?: string;
+  /**
+   * The Kubernetes pod, matched against the pod labels: for a runtime (containerd) that makes the
+   * sandbox id only when it networks the pod, so no record can carry it beforehand.
+   */
+  pod?: PodTarget;
 }
 
 export interface LookupOptions {
@@ -51,7 +71,7 @@ export interface LookupOptions {
   onEvent?: (step: string, fields: Record<string, unknown>) => void;
 }
 
-type Outcome = { record: ContainerRecord } | { absent: true; noList?: boolean };
+type Outcome = { record: ContainerRecord; by: MatchedBy } | { absent: true; noList?: boolean };
 
 /** The record of `target`, or a code-11 CniError that says what was tried and what failed. */
 export async function findContainer(target: LookupTarget, opts: LookupOptions): Promise<ContainerRecord> {
@@ -101,7 +121,7 @@ export async function findContainer(target: LookupTarget, opts: LookupOptions): 
       lastError = undefined;
       noList = 'noList' in outcome && outcome.noList === true;
       if ('record' in outcome) {
-        event('metadata record found', { url: containersUrl, changes, ms: Math.round(performance.now() - started) });
+        event('metadata record found', { url: containersUrl, by: outcome.by, changes, ms: Math.round(performance.now() - started) });
         return outcome.record;
       }
       if (!wait) break;
@@ -148,7 +168,7 @@ export async function findContainer(target: LookupTarget, opts: LookupOptions): 
       await pause();
     }
   }
-  const who = target.uuid ? `external_id ${target.containerId} or uuid ${target.uuid}` : `external_id ${target.containerId}`;
+  const who = describeTarget(target);
   const secs = Math.round((performance.now() - started) / 100) / 10;
   const absent = noList ? 'the service has no containers list (404 Not found)' : wait ? 'the record never appeared' : 'the record is absent';
   const why = lastError ? `last error: ${lastError}` : wait ? `${absent}; ${changes} metadata change(s) seen` : absent;
@@ -169,11 +189,24 @@ function finalError(e: unknown, server: string): CniError | undefined {
 async function lookOnce(url: string, target: LookupTarget, budget: number): Promise<Outcome> {
   // Record by record, and only the records that mention the target are parsed and checked: the
   // list of a large environment is never held whole, and other containers' records are not ours.
-  const mentioning = [target.containerId, target.uuid].filter((v) => v !== undefined && v !== '').map((v) => JSON.stringify(v));
-  let found: ContainerRecord | undefined;
+  const mentioning = [target.containerId, target.uuid, target.pod?.name].filter((v) => v !== undefined && v !== '').map((v) => JSON.stringify(v));
+  // The best record so far: a record named by its ids wins over one found by its pod labels
+  // wherever it is in the list; among equals the first counts. Invalid data in a record found by
+  // its ids ends the lookup at once; in one found by its labels only if nothing better follows.
+  let best: { rank: number; by: MatchedBy; record?: ContainerRecord; error?: unknown } | undefined;
   try {
     await httpGetObjectList(url, { timeoutMs: Math.min(REQUEST_TIMEOUT_MS, Math.max(1, budget)), mentioning }, (c) => {
-      if (found === undefined && isTargetRecord(c, url, target) && matchesTarget(c, target)) found = checkRecord(c, url);
+      if (best?.rank === RANK_ID) return;
+      const valid = validateMetadataContainers([c]); // coerces in place: before the ids are compared
+      const m = matchOf(c, target);
+      if (m === undefined || (best !== undefined && best.rank >= m.rank)) return;
+      try {
+        if (!valid) throw schemaError(c, url);
+        if (hasPrimaryIp(c)) best = { ...m, record: checkRecord(c, url) };
+      } catch (e) {
+        if (m.rank === RANK_ID) throw e;
+        best = { ...m, error: e };
+      }
     });
   } catch (e) {
     // No containers key yet (a fresh answers file) is "not there yet", worth waiting for;
@@ -181,32 +214,62 @@ async function lookOnce(url: string, target: LookupTarget, budget: number): Prom
     if (e instanceof MetadataHttpError && e.status === 404 && !/Invalid version/i.test(e.body)) return { absent: true, noList: true };
     throw e;
   }
-  return found ? { record: found } : { absent: true };
+  if (best?.error !== undefined) throw best.error;
+  return best?.record ? { record: best.record, by: best.by } : { absent: true };
 }
 
 /**
- * Whether a record that mentions the target is the target's own, checked against
- * metadata-containers.schema.json (which coerces in place): the target's record failing it is
- * invalid data. A mention elsewhere (another record's label, say) is not ours.
+ * The target's record failing metadata-containers.schema.json is invalid data. (A record that
+ * only mentions the target, in another record's label say, is not ours and not checked.)
  */
-function isTargetRecord(c: Record<string, unknown>, url: string, target: LookupTarget): boolean {
-  const valid = validateMetadataContainers([c]);
-  if (!namesTarget(c, target)) return false;
-  if (valid) return true;
+function schemaError(c: Record<string, unknown>, url: string): CniError {
   const e = validateMetadataContainers.errors?.[0];
   const path = (e?.instancePath ?? '').replace(/^\/0\//, ''); // "/0/dns/1": the record is validated alone
-  throw invalidField(c, path.split('/')[0] || 'record', `${path} ${e?.message ?? 'is invalid'}`, url);
+  return invalidField(c, path.split('/')[0] || 'record', `${path} ${e?.message ?? 'is invalid'}`, url);
 }
 
-/** The record is the target's: its external_id, or its uuid when the runtime passed one. */
-function namesTarget(c: Record<string, unknown>, target: LookupTarget): boolean {
-  return c.external_id === target.containerId || (target.uuid !== undefined && target.uuid !== '' && c.uuid === target.uuid);
+/** How a record was found: by one of its ids, or by the Kubernetes pod labels. */
+export type MatchedBy = 'external_id' | 'uuid' | 'pod uid' | 'pod';
+/** Precedence: ids first, then the pod labels with the uid on both sides, then without it. */
+const RANK_ID = 3;
+const RANK_POD_UID = 2;
+const RANK_POD = 1;
+
+/**
+ * How the record names the target, if it does: its external_id (CNI_CONTAINERID), its uuid
+ * (RancherContainerUUID), or its labels io.kubernetes.pod.namespace and .name (K8S_POD_NAMESPACE,
+ * K8S_POD_NAME) with io.kubernetes.pod.uid equal to K8S_POD_UID when both have one (a different
+ * uid is another pod of that name: no match).
+ */
+export function matchOf(c: Record<string, unknown>, target: LookupTarget): { rank: number; by: MatchedBy } | undefined {
+  if (c.external_id === target.containerId) return { rank: RANK_ID, by: 'external_id' };
+  if (target.uuid !== undefined && target.uuid !== '' && c.uuid === target.uuid) return { rank: RANK_ID, by: 'uuid' };
+  const pod = target.pod;
+  const labels = c.labels;
+  if (pod === undefined || pod.namespace === '' || pod.name === '' || typeof labels !== 'object' || labels === null || Array.isArray(labels)) return undefined;
+  const l = labels as Record<string, unknown>;
+  if (l[POD_NAMESPACE_LABEL] !== pod.namespace || l[POD_NAME_LABEL] !== pod.name) return undefined;
+  const uid = l[POD_UID_LABEL];
+  if (pod.uid === undefined || pod.uid === '' || typeof uid !== 'string' || uid === '') return { rank: RANK_POD, by: 'pod' };
+  return uid === pod.uid ? { rank: RANK_POD_UID, by: 'pod uid' } : undefined;
+}
+
+function hasPrimaryIp(c: Record<string, unknown>): boolean {
+  return typeof c.primary_ip === 'string' && c.primary_ip !== '';
 }
 
 /** The target's record once cattle has given it an address (the first such record of the list counts). */
 export function matchesTarget(c: Record<string, unknown>, target: LookupTarget): boolean {
-  const ip = c.primary_ip;
-  return typeof ip === 'string' && ip !== '' && namesTarget(c, target);
+  return hasPrimaryIp(c) && matchOf(c, target) !== undefined;
+}
+
+/** "external_id abc, uuid u-1 or pod default/web-0 (uid 5f…)": every key a lookup tries. */
+export function describeTarget(target: LookupTarget): string {
+  const keys = [`external_id ${target.containerId}`];
+  if (target.uuid) keys.push(`uuid ${target.uuid}`);
+  const pod = target.pod;
+  if (pod && pod.namespace !== '' && pod.name !== '') keys.push(`pod ${pod.namespace}/${pod.name}${pod.uid ? ` (uid ${pod.uid})` : ''}`);
+  return keys.length === 1 ? keys[0]! : `${keys.slice(0, -1).join(', ')} or ${keys[keys.length - 1]!}`;
 }
 
 /**

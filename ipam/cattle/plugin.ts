@@ -1,7 +1,7 @@
 // cattle-ipam (alias rancher-cni-ipam): the address cattle assigned, from the
 // runtime's arguments when it passed one (no request at all), else from the
-// Rancher metadata service. Cattle owns the addresses: DEL and GC have nothing
-// to release.
+// Rancher metadata service (by container id or uuid, else by Kubernetes pod).
+// Cattle owns the addresses: DEL and GC have nothing to release.
 import { argValue } from '../../lib/cni/args.ts';
 import { isPlainObject, prevResultOf } from '../../lib/cni/config.ts';
 import { CniError, ERR_INTERNAL, ERR_INVALID_CONFIG, ERR_NOT_AVAILABLE } from '../../lib/cni/errors.ts';
@@ -12,7 +12,7 @@ import { httpGetJson, metadataBaseUrl, MetadataHttpError } from '../../lib/metad
 import { type CniRequest, type PluginSpec, processIO, runPlugin } from '../../lib/skel.ts';
 import { SUITE_VERSION } from '../../lib/version.ts';
 import { addressWithPrefix, checkIpamArgs, type IpamConfig, loadIpamConfig, requestedIps } from './config.ts';
-import type { ContainerRecord, LookupOptions } from './lookup.ts';
+import type { ContainerRecord, LookupOptions, LookupTarget } from './lookup.ts';
 
 const PLUGIN = 'cattle-ipam';
 /** STATUS asks one quick question: it must answer fast even when the service is unroutable. */
@@ -50,6 +50,12 @@ async function add(req: CniRequest): Promise<Result> {
 async function lookup(req: CniRequest, cfg: IpamConfig, log: Logger, waitForRecord: boolean): Promise<ContainerRecord> {
   const { findContainer } = await import('./lookup.ts'); // only paid for when the runtime gave no address
   const uuid = argValue(req.args, 'RancherContainerUUID');
+  const target: LookupTarget = { containerId: req.containerId, ...(uuid ? { uuid } : {}) };
+  // Kubernetes (containerd makes the sandbox id only now): the pod, by the labels of its record.
+  const namespace = argValue(req.args, 'K8S_POD_NAMESPACE');
+  const name = argValue(req.args, 'K8S_POD_NAME');
+  const uid = argValue(req.args, 'K8S_POD_UID');
+  if (namespace && name) target.pod = { namespace, name, ...(uid ? { uid } : {}) };
   const opts: LookupOptions = {
     baseUrl: metadataBaseUrl(cfg.metadataAddress),
     version: cfg.metadataVersion,
@@ -57,7 +63,7 @@ async function lookup(req: CniRequest, cfg: IpamConfig, log: Logger, waitForReco
     waitForRecord,
     onEvent: (step, fields) => log.detail(step, fields),
   };
-  return findContainer({ containerId: req.containerId, ...(uuid ? { uuid } : {}) }, opts);
+  return findContainer(target, opts);
 }
 
 /** ADD's result: address, gateway (configured, else network + 1), routes, DNS from the record. */

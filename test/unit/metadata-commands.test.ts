@@ -246,3 +246,66 @@ describe('the CLI', () => {
     assert.equal(fs.existsSync(file), false, 'a failed command writes nothing');
   });
 });
+
+describe('add-container for a Kubernetes pod (--pod-namespace, --pod-name, --pod-uid)', () => {
+  const POD = ['--pod-namespace', 'default', '--pod-name', 'web-0'];
+  const labelsOf = (uid?: string) => ({ 'io.kubernetes.pod.namespace': 'default', 'io.kubernetes.pod.name': 'web-0', ...(uid ? { 'io.kubernetes.pod.uid': uid } : {}) });
+
+  it('an environment: the pod labels, no external_id, a uuid and name from the pod; published again, replaced', async () => {
+    const file = await twoHosts();
+    const first = await cli('add-container', '--environment', file, '--host-uuid', 'h-a', ...POD, '--pod-uid', 'uid-1', '--ip', '10.42.0.5', '--label', 'app=web');
+    assert.equal(first.code, 0, first.stderr);
+    const rec = JSON.parse(first.stdout) as Obj;
+    assert.deepEqual(rec.labels, { app: 'web', ...labelsOf('uid-1') });
+    assert.equal(rec.name, 'k8s_POD_web-0_default');
+    assert.match(rec.uuid as string, /^[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    assert.equal('external_id' in rec, false);
+    // Another pod, then the first one again (recreated: a new uid and address): it replaces its record.
+    assert.equal((await cli('add-container', '--environment', file, '--host-uuid', 'h-a', '--pod-namespace', 'default', '--pod-name', 'web-1', '--ip', '10.42.0.6')).code, 0);
+    const again = await cli('add-container', '--environment', file, '--host-uuid', 'h-b', ...POD, '--pod-uid', 'uid-2', '--ip', '10.42.0.7');
+    assert.equal(again.code, 0, again.stderr);
+    assert.equal((JSON.parse(again.stdout) as Obj).uuid, rec.uuid);
+    const env = await read(file);
+    assert.deepEqual(env.problems, []);
+    assert.deepEqual(env.containers.map((c) => [c.name, c.primary_ip, c.external_id, (c.labels as Record<string, string>)['io.kubernetes.pod.uid']]), [
+      ['k8s_POD_web-0_default', '10.42.0.7', undefined, 'uid-2'], ['k8s_POD_web-1_default', '10.42.0.6', undefined, undefined],
+    ]);
+    // With an external id too, and an explicit uuid and name: those are kept (and it is another record).
+    const both = await cli('add-container', '--environment', file, '--host-uuid', 'h-a', ...POD, '--external-id', 'sandbox0123456789', '--uuid', 'c-9', '--name', 'web', '--ip', '10.42.0.8');
+    assert.equal(both.code, 0, both.stderr);
+    assert.deepEqual(Object.fromEntries(Object.entries(JSON.parse(both.stdout) as Obj).filter(([k]) => ['uuid', 'name', 'external_id', 'labels'].includes(k))),
+      { uuid: 'c-9', name: 'web', external_id: 'sandbox0123456789', labels: labelsOf() });
+    assert.deepEqual(await cli('remove-container', '--environment', file, '--name', 'k8s_POD_web-1_default'), { code: 0, stdout: 'removed 1 record(s)\n', stderr: '' });
+  });
+
+  it('classic answers: every version gets the record; published again, replaced, other records kept', async () => {
+    const file = path.join(dir, 'pod-answers.json');
+    assert.equal((await cli('add-container', '--answers', file, '--external-id', 'e1', '--ip', '10.42.0.4')).code, 0);
+    assert.equal((await cli('add-container', '--answers', file, ...POD, '--ip', '10.42.0.5')).code, 0);
+    const r = await cli('add-container', '--answers', file, ...POD, '--pod-uid', 'uid-2', '--ip', '10.42.0.6');
+    assert.equal(r.code, 0, r.stderr);
+    const answers = JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, { default: { containers: Obj[] } }>;
+    for (const v of Object.values(answers)) {
+      assert.deepEqual(v.default.containers.map((c) => [c.external_id, c.primary_ip, c.labels]), [['e1', '10.42.0.4', {}], [undefined, '10.42.0.6', labelsOf('uid-2')]]);
+    }
+  });
+
+  it('usage errors: the pair goes together, --pod-uid needs it, one of --external-id or the pod is needed', async () => {
+    const file = fresh();
+    const usage: [string[], RegExp][] = [
+      [['add-container', '--environment', file, '--host-uuid', 'h', '--pod-name', 'web-0', '--ip', '10.42.0.5'], /--pod-namespace and --pod-name go together/],
+      [['add-container', '--environment', file, '--host-uuid', 'h', '--pod-namespace', 'default', '--ip', '10.42.0.5'], /--pod-namespace and --pod-name go together/],
+      [['add-container', '--environment', file, '--host-uuid', 'h', '--external-id', 'e', '--pod-uid', 'u', '--ip', '10.42.0.5'], /--pod-uid needs --pod-namespace and --pod-name/],
+      [['add-container', '--environment', file, '--host-uuid', 'h', '--ip', '10.42.0.5'], /--external-id is required \(or --pod-namespace and --pod-name\)/],
+      [['add-container', '--environment', file, '--host-uuid', 'h', '--pod-namespace', 'a/b', '--pod-name', 'web-0', '--ip', '10.42.0.5'], /--pod-namespace must not contain "\/"/],
+      [['add-container', '--environment', file, '--host-uuid', 'h', ...POD, '--external-id', '', '--ip', '10.42.0.5'], /--external-id is required/],
+      [['remove-container', '--environment', file, ...POD], /--pod-namespace is not an option of remove-container \(it is one of add-container\)/],
+    ];
+    for (const [args, re] of usage) {
+      const r = await cli(...args);
+      assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
+      assert.match(r.stderr, re, args.join(' '));
+    }
+    assert.equal(fs.existsSync(file), false);
+  });
+});
