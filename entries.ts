@@ -17,26 +17,6 @@ export const ENTRIES: Record<ProgramName, () => Promise<Entry>> = {
   'cattle-net': () => loadProgram('cattle-net'),
 };
 
-/** Our IPAM programs; a main plugin calls them in-process (no second Node start). */
-const IPAM_ENTRIES: readonly string[] = ['cattle-ipam', 'rancher-cni-ipam'];
-
-/** Entries that must never run as IPAM: a loop back into a main plugin, or a server that never answers. */
-export const NOT_IPAM: readonly string[] = Object.keys(ENTRIES).filter((n) => !IPAM_ENTRIES.includes(n));
-
-/** Main plugins: they delegate to an IPAM plugin. */
-export const DELEGATING: ReadonlySet<string> = new Set(['cattle-bridge', 'rancher-bridge', 'cattle-ptp']);
-
-/** Before a main plugin runs: our IPAM in-process, our other programs refused as IPAM. */
-export async function setUpDelegation(): Promise<void> {
-  const { declareNotIpam, registerInProcessIpam } = await import('./lib/ipam.ts');
-  const load = () => import('./ipam/cattle/plugin.ts').then((m) => m.plugin);
-  for (const type of IPAM_ENTRIES) registerInProcessIpam(type, load);
-  declareNotIpam(NOT_IPAM);
-}
-
-/** The CNI plugins among the entries: their VERSION answer is the same and needs none of their code. */
-export const CNI_PLUGINS: ReadonlySet<string> = new Set(['cattle-bridge', 'rancher-bridge', 'cattle-ptp', 'cattle-ipam', 'rancher-cni-ipam']);
-
 /** The entry for an invocation: the invoked file name (argv0), else argv[1] (`node main.ts name`). */
 export function entryName(argv0: string, argv1: string | undefined): string {
   const invoked = path.basename(argv0);

@@ -16,7 +16,9 @@ let programs: Programs | undefined;
 function evaluate(): Programs {
   const filename = path.join(path.dirname(process.execPath), PROGRAMS_ASSET);
   const source = sea.getAsset(PROGRAMS_ASSET, 'utf8');
-  const wrapper = vm.runInThisContext(`(function (exports, require, module, __filename, __dirname) {${source}\n})`, { filename });
+  // The default loader lets a dynamic import('node:…') work here as in the main script.
+  const wrapper = vm.runInThisContext(`(function (exports, require, module, __filename, __dirname) {${source}\n})`,
+    { filename, importModuleDynamically: vm.constants.USE_MAIN_CONTEXT_DEFAULT_LOADER });
   const module = { exports: {} as { PROGRAMS: Programs } };
   wrapper(module.exports, require, module, filename, path.dirname(filename));
   return module.exports.PROGRAMS;

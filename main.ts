@@ -2,7 +2,8 @@
 // (dist/bin holds a link per name).
 import { isSea } from 'node:sea';
 
-import { CNI_PLUGINS, DELEGATING, ENTRIES, entryName, setUpDelegation } from './entries.ts';
+import { CNI_PLUGINS, DELEGATING, setUpDelegation } from './cni-plugins.ts';
+import { ENTRIES, entryName } from './entries.ts';
 import { versionInfoJSON } from './lib/cni/versions.ts';
 
 async function start(): Promise<number> {
@@ -16,6 +17,12 @@ async function start(): Promise<number> {
   if (CNI_PLUGINS.has(name) && process.env.CNI_COMMAND === 'VERSION') {
     process.stdout.write(`${JSON.stringify(versionInfoJSON())}\n`);
     return 0;
+  }
+  // When the per-host agent runs, it does the work, warm; this process only prints its answer.
+  if (CNI_PLUGINS.has(name)) {
+    const { forwardToAgent } = await import('./lib/fastpath/client.ts');
+    const forwarded = forwardToAgent(name);
+    if (forwarded !== undefined) return forwarded;
   }
   const load = Object.hasOwn(ENTRIES, name) ? ENTRIES[name as keyof typeof ENTRIES] : undefined;
   if (!load) {

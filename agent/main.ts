@@ -6,7 +6,13 @@ import { lockFile } from '../lib/lock.ts';
 import { Rtnetlink } from '../lib/netlink/rtnetlink.ts';
 import { type AgentOptions, parseArgs, USAGE, UsageError } from './config.ts';
 
-export async function main(args: string[]): Promise<number> {
+/** What the executable gives the agent to serve the fast path with: the plugins, run in-process. */
+export interface FastPathPlugins {
+  programs: ReadonlySet<string>;
+  run(program: string, env: Record<string, string>, stdin: Buffer): Promise<{ exit: number; stdout: string; stderr: string }>;
+}
+
+export async function main(args: string[], plugins?: FastPathPlugins): Promise<number> {
   // Run as if it were a CNI plugin (a runtime probing every name in the bin dir): never start an agent then.
   if (process.env.CNI_COMMAND !== undefined && args.length === 0) {
     process.stderr.write('cattle-net: this is the per-host VXLAN agent, not a CNI plugin (CNI_COMMAND is set): not starting\n');
@@ -32,7 +38,7 @@ export async function main(args: string[]): Promise<number> {
       case 'teardown':
         return await teardownCommand(parsed.options);
       default:
-        return await runCommand(parsed.options);
+        return await runCommand(parsed.options, plugins);
     }
   } catch (e) {
     process.stderr.write(`cattle-net: ${e instanceof Error ? e.message : String(e)}\n`);
@@ -40,20 +46,21 @@ export async function main(args: string[]): Promise<number> {
   }
 }
 
-async function runCommand(opts: AgentOptions): Promise<number> {
-  const { Agent, listenSocket, lockHolder, takeLock } = await import('./agent.ts');
+async function runCommand(opts: AgentOptions, plugins: FastPathPlugins | undefined): Promise<number> {
+  const { Agent, lockHolder, takeLock } = await import('./agent.ts');
   const lock = takeLock(opts.runDir);
   if (!lock) {
     process.stderr.write(`cattle-net: another agent is already running on this host (pid ${lockHolder(opts.runDir)}, lock ${path.join(opts.runDir, 'agent.lock')}); only one may run\n`);
     return 1;
   }
   const agent = new Agent(opts);
-  let server: import('node:http').Server | undefined;
+  let fastPath: import('../lib/fastpath/server.ts').FastPathServer | undefined;
   const onSignal = (): void => agent.stop();
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
   try {
-    if (opts.socket !== undefined) server = await listenSocket(opts.socket, () => agent.currentStatus);
+    // The fast path first: it serves pods whether or not metadata answers or an overlay exists.
+    if (opts.socket !== undefined && plugins) fastPath = await startFastPath(opts.socket, plugins);
     process.stderr.write(`cattle-net: started (pid ${process.pid}, metadata ${opts.metadataAddress}, bridge ${opts.bridge}, vni ${opts.vni}, vtep MTU ${opts.vtepMtu}${opts.socket ? `, socket ${opts.socket}` : ''})\n`);
     await agent.run((line) => process.stdout.write(`${JSON.stringify(line)}\n`));
     process.stderr.write('cattle-net: stopped; the data plane stays in place (cattle-net teardown removes it)\n');
@@ -61,13 +68,23 @@ async function runCommand(opts: AgentOptions): Promise<number> {
   } finally {
     process.off('SIGTERM', onSignal);
     process.off('SIGINT', onSignal);
-    if (server) {
-      server.close();
-      fs.rmSync(opts.socket!, { force: true });
-    }
+    await fastPath?.close();
     agent.close();
     lock.release();
   }
+}
+
+async function startFastPath(socket: string, plugins: FastPathPlugins): Promise<import('../lib/fastpath/server.ts').FastPathServer> {
+  const { listenFastPath } = await import('../lib/fastpath/server.ts');
+  const { limitLockWaits } = await import('../lib/lock.ts');
+  // A lock held by a process outside the agent must not stall every other request.
+  limitLockWaits(1000);
+  return listenFastPath({
+    socket,
+    programs: plugins.programs,
+    handler: plugins.run,
+    log: (line) => process.stderr.write(`cattle-net: ${line}\n`),
+  });
 }
 
 async function statusCommand(opts: AgentOptions, json: boolean): Promise<number> {

@@ -6,7 +6,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 
+import { CniError, ERR_TRY_AGAIN_LATER } from './cni/errors.ts';
 import { native } from './native.ts';
+import { sleepMs } from './stdio.ts';
 
 const LOCK_EX = 2;
 const LOCK_NB = 4;
@@ -14,6 +16,17 @@ const LOCK_UN = 8;
 const O_CLOEXEC = 0o2000000;
 
 export const LOCK_DIR = process.env.CATTLE_CNI_LOCK_DIR ?? '/run/cattle-cni';
+
+let waitLimitMs: number | undefined;
+
+/**
+ * For a process that serves many requests at once (the agent's fast path): a
+ * blocking flock would stall all of them behind a lock held by another
+ * process, so waits poll instead and give up after ms with "try again later".
+ */
+export function limitLockWaits(ms: number): void {
+  waitLimitMs = ms;
+}
 
 export interface Lock {
   /** The locked file's descriptor: children that inherit it keep the lock while they run. */
@@ -33,14 +46,21 @@ export function acquireLock(name: string): Lock {
  */
 export function lockFile(file: string, opts: { wait: boolean }): Lock | undefined {
   fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+  const polling = opts.wait && waitLimitMs !== undefined;
+  const deadline = polling ? Date.now() + waitLimitMs! : 0;
   for (;;) {
     const fd = fs.openSync(file, fs.constants.O_RDWR | fs.constants.O_CREAT | O_CLOEXEC, 0o600);
     try {
-      native().flock(fd, opts.wait ? LOCK_EX : LOCK_EX | LOCK_NB);
+      native().flock(fd, opts.wait && !polling ? LOCK_EX : LOCK_EX | LOCK_NB);
     } catch (e) {
       fs.closeSync(fd);
-      if (!opts.wait && (e as NodeJS.ErrnoException).code === 'EAGAIN') return undefined;
-      throw e;
+      if ((e as NodeJS.ErrnoException).code !== 'EAGAIN') throw e;
+      if (!opts.wait) return undefined;
+      if (Date.now() >= deadline) {
+        throw new CniError(ERR_TRY_AGAIN_LATER, `${file} is held by another process`, `waited ${waitLimitMs} ms; retry the request`);
+      }
+      sleepMs(2);
+      continue;
     }
     if (sameFile(fd, file)) return heldLock(fd, file);
     fs.closeSync(fd); // the holder removed it while we waited: lock the new one

@@ -6,7 +6,7 @@
 // the disk. Logging never fails a plugin.
 import fs from 'node:fs';
 
-import { setNetlinkTrace } from './netlink/trace.ts';
+import { type NetlinkTrace, netlinkTrace, setNetlinkTrace } from './netlink/trace.ts';
 
 export interface LogContext {
   plugin: string;
@@ -26,6 +26,7 @@ export class Logger {
   private readonly ctx: LogContext;
   private readonly started = performance.now();
   private fd: number | undefined;
+  private trace: NetlinkTrace | undefined;
 
   constructor(ctx: LogContext, file?: string, debug = false) {
     this.ctx = ctx;
@@ -33,7 +34,8 @@ export class Logger {
     this.debug = debug && !!this.file;
     // Debug level records every kernel request too.
     if (this.debug) {
-      setNetlinkTrace((op, dt, error) => this.write({ step: 'netlink', op, outcome: error ? 'error' : 'ok', durationMs: Math.round(dt * 100) / 100, ...(error ? { error: error.message } : {}) }));
+      this.trace = (op, dt, error) => this.write({ step: 'netlink', op, outcome: error ? 'error' : 'ok', durationMs: Math.round(dt * 100) / 100, ...(error ? { error: error.message } : {}) });
+      setNetlinkTrace(this.trace);
     }
   }
 
@@ -59,6 +61,17 @@ export class Logger {
   finish(outcome: 'ok' | 'error', fields: Record<string, unknown> = {}): void {
     // processMs: since the process started, so start-up cost shows in the log too.
     this.write({ step: 'done', outcome, durationMs: ms(this.started), processMs: Math.round(performance.now()), startedAtMs: Math.round(this.started), ...fields });
+    // A long-running process (the agent's fast path) runs many commands: leave nothing open behind.
+    if (this.trace && netlinkTrace() === this.trace) setNetlinkTrace(undefined);
+    this.trace = undefined;
+    if (this.fd !== undefined) {
+      try {
+        fs.closeSync(this.fd);
+      } catch {
+        // already gone
+      }
+      this.fd = undefined;
+    }
   }
 
   private write(fields: Record<string, unknown>): void {

@@ -1,4 +1,4 @@
-// Loads the tiny C addon (netlink socket in a netns, setns, flock).
+// Loads the tiny C addon (netlink socket in a netns, setns, flock, unix sockets).
 // Inside the single executable the addon is an embedded asset: it is written
 // to an anonymous O_TMPFILE and dlopen'ed through /proc/self/fd, so nothing is
 // left on disk. Outside it (tests run from source), it is loaded from the build.
@@ -13,6 +13,10 @@ export interface Native {
   setns(fd: number, nstype: number): number;
   flock(fd: number, operation: number): number;
   gettid(): number;
+  /** [pid, uid, gid] of a connected unix socket's peer (SO_PEERCRED). */
+  peerCredentials(fd: number): [number, number, number];
+  /** A blocking unix stream socket connected to path; reads and writes time out after timeoutMs (EAGAIN). */
+  unixConnect(path: string, timeoutMs: number): number;
 }
 
 export const ADDON_ASSET = 'cattle_native.node';

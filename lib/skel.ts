@@ -1,8 +1,7 @@
 // Plugin harness: turns one process invocation (env + stdin) into a typed request for a plugin,
 // and guarantees the protocol's output rules (one JSON object on stdout, exit 0 or 1).
 
-import { readSync, statSync, writeSync } from 'node:fs';
-import { isatty } from 'node:tty';
+import { statSync } from 'node:fs';
 
 import type { ArgPair } from './cni/args.ts';
 import { parseCniArgs } from './cni/args.ts';
@@ -13,6 +12,9 @@ import { CniError, ERR_INVALID_NETNS, ERR_IO, errorJSON, toCniError } from './cn
 import type { Result } from './cni/result.ts';
 import { formatResult } from './cni/result.ts';
 import { CURRENT_VERSION, isSupportedVersion, SUPPORTED_VERSIONS, versionInfoJSON } from './cni/versions.ts';
+import { fdIsTTY, processStdin, writeFdFully } from './stdio.ts';
+
+export { readFdToEnd } from './stdio.ts';
 
 export type PluginCommand = 'ADD' | 'DEL' | 'CHECK' | 'GC' | 'STATUS';
 
@@ -202,7 +204,7 @@ export function processIO(): PluginIO {
   return {
     env: process.env,
     stdinIsTTY: fdIsTTY(0),
-    readStdin: () => readFdToEnd(0),
+    readStdin: processStdin,
     writeStdout: (s) => writeFdFully(1, s),
     writeStderr: (s) => {
       try {
@@ -217,64 +219,4 @@ export function processIO(): PluginIO {
 /** Entry point for a plugin executable. */
 export async function pluginMain(spec: PluginSpec): Promise<void> {
   process.exitCode = await runPlugin(spec, processIO());
-}
-
-function fdIsTTY(fd: number): boolean {
-  try {
-    return isatty(fd);
-  } catch {
-    return false;
-  }
-}
-
-function errnoCode(e: unknown): string | undefined {
-  return typeof e === 'object' && e !== null ? (e as NodeJS.ErrnoException).code : undefined;
-}
-
-const sleepCell = new Int32Array(new SharedArrayBuffer(4));
-function sleepMs(ms: number): void {
-  Atomics.wait(sleepCell, 0, 0, ms);
-}
-
-/**
- * Reads fd to EOF without touching process.stdin (which can switch the fd to non-blocking).
- * EAGAIN (non-blocking pipe from the parent) waits and retries; a closed fd reads as empty.
- */
-export function readFdToEnd(fd: number): Buffer {
-  const chunks: Buffer[] = [];
-  for (;;) {
-    const buf = Buffer.allocUnsafe(64 * 1024);
-    let n: number;
-    try {
-      n = readSync(fd, buf, 0, buf.length, null);
-    } catch (e) {
-      const code = errnoCode(e);
-      if (code === 'EAGAIN' || code === 'EWOULDBLOCK') {
-        sleepMs(5);
-        continue;
-      }
-      if (code === 'EOF' || code === 'EBADF') break;
-      throw e;
-    }
-    if (n === 0) break;
-    chunks.push(buf.subarray(0, n));
-  }
-  return Buffer.concat(chunks);
-}
-
-function writeFdFully(fd: number, s: string): void {
-  const data = Buffer.from(s, 'utf8');
-  let offset = 0;
-  while (offset < data.length) {
-    try {
-      offset += writeSync(fd, data, offset, data.length - offset);
-    } catch (e) {
-      const code = errnoCode(e);
-      if (code === 'EAGAIN' || code === 'EWOULDBLOCK') {
-        sleepMs(1);
-        continue;
-      }
-      throw e;
-    }
-  }
 }

@@ -2,7 +2,8 @@
  * cattle-cni native addon: the only C in the suite.
  *
  * Node can do file I/O on any descriptor, but it cannot create a netlink
- * socket, switch network namespaces or take an flock. These few calls are all
+ * socket, switch network namespaces, take an flock, connect a unix socket
+ * synchronously or ask one who is on the other end. These few calls are all
  * the addon offers; everything else (message encoding, namespaces, locking
  * policy) lives in TypeScript.
  *
@@ -24,6 +25,7 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #ifndef NETLINK_EXT_ACK
@@ -49,6 +51,12 @@ static const char *errno_code(int err) {
     case ENOLCK: return "ENOLCK";
     case EPROTONOSUPPORT: return "EPROTONOSUPPORT";
     case EAFNOSUPPORT: return "EAFNOSUPPORT";
+    case ECONNREFUSED: return "ECONNREFUSED";
+    case ENOTSOCK: return "ENOTSOCK";
+    case ENOTDIR: return "ENOTDIR";
+    case ENAMETOOLONG: return "ENAMETOOLONG";
+    case EPIPE: return "EPIPE";
+    case ECONNRESET: return "ECONNRESET";
     default: return "EUNKNOWN";
   }
 }
@@ -164,6 +172,59 @@ static napi_value do_flock(napi_env env, napi_callback_info info) {
   return int_result(env, 0);
 }
 
+/* peerCredentials(fd) -> [pid, uid, gid] of a connected unix socket's peer
+ * (SO_PEERCRED: what the peer was when it connected; the kernel fills it in,
+ * the peer cannot forge it). */
+static napi_value peer_credentials(napi_env env, napi_callback_info info) {
+  int32_t a[1];
+  if (int_args(env, info, 1, a) < 0) return NULL;
+  struct ucred cred;
+  socklen_t len = sizeof cred;
+  if (getsockopt(a[0], SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) return throw_errno(env, "getsockopt(SO_PEERCRED)", errno);
+  napi_value out;
+  napi_create_array_with_length(env, 3, &out);
+  napi_set_element(env, out, 0, int_result(env, (int32_t)cred.pid));
+  napi_set_element(env, out, 1, int_result(env, (int32_t)cred.uid));
+  napi_set_element(env, out, 2, int_result(env, (int32_t)cred.gid));
+  return out;
+}
+
+/* unixConnect(path, timeoutMs) -> fd of a blocking unix stream socket
+ * connected to path, whose reads and writes give up with EAGAIN after
+ * timeoutMs. Synchronous on purpose: the fast path's client does one
+ * exchange and needs no event loop (and no node:net to load). */
+static napi_value unix_connect(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  size_t argc = 2;
+  struct sockaddr_un sa;
+  size_t len = 0;
+  int32_t timeout_ms = 0;
+  memset(&sa, 0, sizeof sa);
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2 ||
+      napi_get_value_string_utf8(env, argv[0], sa.sun_path, sizeof sa.sun_path, &len) != napi_ok ||
+      napi_get_value_int32(env, argv[1], &timeout_ms) != napi_ok) {
+    napi_throw_type_error(env, NULL, "unixConnect(path, timeoutMs)");
+    return NULL;
+  }
+  if (len == 0 || len >= sizeof sa.sun_path - 1) return throw_errno(env, "unix socket path", ENAMETOOLONG);
+  sa.sun_family = AF_UNIX;
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return throw_errno(env, "socket(AF_UNIX)", errno);
+  if (timeout_ms > 0) {
+    struct timeval tv = { .tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000 };
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  }
+  int r;
+  do { r = connect(fd, (struct sockaddr *)&sa, sizeof sa); } while (r < 0 && errno == EINTR);
+  if (r < 0) {
+    int err = errno;
+    close(fd);
+    return throw_errno(env, "connect", err);
+  }
+  return int_result(env, fd);
+}
+
 static napi_value do_gettid(napi_env env, napi_callback_info info) {
   (void)info;
   return int_result(env, (int32_t)syscall(SYS_gettid));
@@ -175,6 +236,8 @@ static napi_value init(napi_env env, napi_value exports) {
     { "setns", NULL, do_setns, NULL, NULL, NULL, napi_enumerable, NULL },
     { "flock", NULL, do_flock, NULL, NULL, NULL, napi_enumerable, NULL },
     { "gettid", NULL, do_gettid, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "peerCredentials", NULL, peer_credentials, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "unixConnect", NULL, unix_connect, NULL, NULL, NULL, napi_enumerable, NULL },
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

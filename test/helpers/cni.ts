@@ -6,6 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 
 import { ownerMark } from '../../lib/hostveth.ts';
+import { fastPathEnv } from './fastpath-agents.ts';
 import { baseEnv, BIN, runExe, type RunResult, type TestNetns, trackPid, untrackPid } from './harness.ts';
 
 /** The alias our plugins put on a host veth of this attachment. */
@@ -44,7 +45,7 @@ export function cni(cmd: 'ADD' | 'DEL' | 'CHECK' | 'GC' | 'STATUS' | 'VERSION', 
 
 /** Start a plugin without waiting (for concurrency tests). */
 export function cniAsync(cmd: string, a: Attach): Promise<RunResult> {
-  const env: Record<string, string> = baseEnv();
+  const env: Record<string, string> = { ...baseEnv(), ...fastPathEnv(a.plugin, a.host.name, BIN) };
   for (const [k, v] of Object.entries(cniEnv(cmd, a))) if (v !== undefined) env[k] = v;
   const t0 = performance.now();
   const child = spawn('ip', ['netns', 'exec', a.host.name, path.join(BIN, a.plugin)], { env, stdio: ['pipe', 'pipe', 'pipe'] });

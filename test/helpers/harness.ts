@@ -6,6 +6,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { after } from 'node:test';
 
+import { fastPathEnv, stopAllAgents } from './fastpath-agents.ts';
+
 export const ROOT = path.resolve(import.meta.dirname, '..', '..');
 export const BIN = process.env.CATTLE_CNI_BIN ?? path.join(ROOT, 'dist', 'bin');
 
@@ -15,10 +17,17 @@ const pids = new Set<number>();
 // Registered when this module loads, so the hook belongs to the test file's
 // root: registered from inside a running test, node:test would run it when
 // that test ends and delete namespaces that concurrent tests still use.
+// Fast-path mode: the agents stop first (SIGTERM), and each must have served.
+after(stopAllAgents);
 after(cleanupAll);
 process.on('exit', cleanupAll);
 
 export function cleanupAll(): void {
+  try {
+    stopAllAgents();
+  } catch {
+    // reported by the after hook
+  }
   for (const pid of pids) {
     try {
       process.kill(pid, 'SIGKILL');
@@ -108,7 +117,7 @@ export function baseEnv(): Record<string, string> {
 export function runExe(name: string, opts: RunOptions = {}): RunResult {
   const exe = path.join(BIN, name);
   if (!fs.existsSync(exe)) throw new Error(`${exe} missing: run npm run build first`);
-  const env: Record<string, string> = baseEnv();
+  const env: Record<string, string> = { ...baseEnv(), ...fastPathEnv(name, opts.netns?.name, BIN) };
   for (const [k, v] of Object.entries(opts.env ?? {})) if (v !== undefined) env[k] = v;
   const input = typeof opts.stdin === 'string' ? opts.stdin : opts.stdin === undefined ? '' : JSON.stringify(opts.stdin);
   const [cmd, args] = opts.netns
