@@ -45,6 +45,8 @@ export interface ContainerInfo {
   startedAt: string;
   networkMode: string;
   labels: Record<string, string>;
+  /** HostConfig.PortBindings as Docker has it (ports.ts reads it); absent when Docker sent none. */
+  portBindings?: unknown;
 }
 
 /** What the watcher reads from `GET /containers/json`. */
@@ -94,6 +96,7 @@ export function containerInfoFrom(doc: unknown): ContainerInfo {
     startedAt: str(state.StartedAt),
     networkMode: str(host.NetworkMode),
     labels: stringMap(config.Labels),
+    ...(host.PortBindings !== undefined && host.PortBindings !== null ? { portBindings: host.PortBindings } : {}),
   };
 }
 

@@ -11,6 +11,7 @@ import type { NetworkList } from '../lib/runtime/conf.ts';
 import { addNetworkList, delNetworkList, getCachedResult, type RuntimeConf, type RuntimeOptions } from '../lib/runtime/runtime.ts';
 import { loadState } from '../lib/state.ts';
 import { DEFAULT_CNI_PATH, DEFAULT_CONF_ROOT, loadNetworkConfigs, networkNames } from './configs.ts';
+import { asPortMappings, PORT_MAPPINGS_CAPABILITY, portCapabilityArgs, type PortMapping } from './ports.ts';
 
 export const IFNAME = 'eth0';
 export const DEFAULT_CACHE_DIR = '/var/lib/cni';
@@ -39,6 +40,11 @@ export interface Attachment {
   /** `/proc/<pid>/ns/net` for ADD; DEL sends none, as cniglue did. */
   netns: string;
   args: [string, string][];
+  /**
+   * Docker's published ports (ports.ts), sent as the `portMappings` capability
+   * to the plugins that declare it, on ADD and DEL alike. None: no capability args.
+   */
+  portMappings?: PortMapping[];
 }
 
 type JSONObject = Record<string, unknown>;
@@ -50,7 +56,8 @@ function runtimeOptions(s: GlueSettings): RuntimeOptions {
 }
 
 function runtimeConf(a: Attachment, netns: string): RuntimeConf {
-  return { containerId: a.containerId, netns, ifname: IFNAME, args: a.args };
+  const capabilityArgs = portCapabilityArgs(a.portMappings);
+  return { containerId: a.containerId, netns, ifname: IFNAME, args: a.args, ...(capabilityArgs ? { capabilityArgs } : {}) };
 }
 
 /** Does a result (any version) carry an address? */
@@ -186,13 +193,13 @@ function listNamesOf(confRoot: string, network: string): string[] {
 }
 
 /**
- * The network and CNI_ARGS of a container Docker no longer knows, from its
+ * The network, CNI_ARGS and published ports of a container Docker no longer knows, from its
  * libcni cache entries on eth0: the one `<network>.d` whose configurations
  * carry the cached names. Undefined when there are no entries, or when no
  * network or several networks match (DEL with a guessed network could hit
  * another attachment's state).
  */
-export function attachmentFromCache(containerId: string, s: GlueSettings): Pick<Attachment, 'network' | 'args'> | undefined {
+export function attachmentFromCache(containerId: string, s: GlueSettings): Pick<Attachment, 'network' | 'args' | 'portMappings'> | undefined {
   let entries;
   try {
     entries = listCacheEntries(s.cacheDir, containerId).filter((e) => e.ifname === IFNAME);
@@ -207,5 +214,8 @@ export function attachmentFromCache(containerId: string, s: GlueSettings): Pick<
   } catch {
     return undefined;
   }
-  return networks.length === 1 ? { network: networks[0]!, args: entries[0]!.cniArgs } : undefined;
+  if (networks.length !== 1) return undefined;
+  // The published ports the ADD was given (libcni keeps the capability args in the entry): DEL needs them too.
+  const portMappings = asPortMappings(entries[0]!.capabilityArgs[PORT_MAPPINGS_CAPABILITY]);
+  return { network: networks[0]!, args: entries[0]!.cniArgs, ...(portMappings && portMappings.length > 0 ? { portMappings } : {}) };
 }

@@ -1,6 +1,7 @@
 // Hook mode (cniglue as an OCI hook of a patched Docker; README: Docker (cniglue)):
 // the OCI runtime state on stdin, DOCKER_HOST_CONFIG naming the container's
-// hostconfig.json and DOCKER_CONFIG its config.v2.json. `prestart` (or no
+// hostconfig.json (NetworkMode; PortBindings become the portMappings
+// capability, ports.ts) and DOCKER_CONFIG its config.v2.json. `prestart` (or no
 // argument) ADDs, `poststop` DELs and never fails the container's stop.
 // Everything is read and checked before anything is changed.
 import fs from 'node:fs';
@@ -8,6 +9,7 @@ import fs from 'node:fs';
 import { openNetns } from '../lib/netns.ts';
 import { cniArgsFor } from './args.ts';
 import { glueAdd, glueDel, type GlueSettings } from './glue.ts';
+import { formatPortMappings, type PortConversion, portMappingsFrom } from './ports.ts';
 import { selectNetwork } from './select.ts';
 
 export type HookPhase = 'prestart' | 'poststop';
@@ -19,6 +21,8 @@ export interface HookInput {
   bundle?: string;
   labels: Record<string, string>;
   networkMode: string;
+  /** HostConfig.PortBindings as Docker wrote them (ports.ts reads them once the container is to be networked); only when present. */
+  portBindings?: unknown;
 }
 
 export class HookInputError extends Error {
@@ -64,7 +68,7 @@ function readNamedFile(env: NodeJS.ProcessEnv, variable: string, describes: stri
 
 /**
  * The hook's input, checked: OCI state (`id`, `pid`, `bundle` or the older
- * `bundlePath`), hostconfig.json (`NetworkMode`), config.v2.json (`ID`,
+ * `bundlePath`), hostconfig.json (`NetworkMode`, `PortBindings`), config.v2.json (`ID`,
  * `Config.Labels`). prestart needs a live pid; poststop does not.
  */
 export function parseHookInput(stdin: string, env: NodeJS.ProcessEnv, phase: HookPhase, read: ReadFile = (f) => fs.readFileSync(f, 'utf8')): HookInput {
@@ -98,7 +102,10 @@ export function parseHookInput(stdin: string, env: NodeJS.ProcessEnv, phase: Hoo
     if (typeof v !== 'string') throw new HookInputError(`DOCKER_CONFIG file ${conf.file}: label ${k} must be a string`);
     labels[k] = v;
   }
-  return { containerId: cid, pid, ...(bundle ? { bundle } : {}), labels, networkMode: mode };
+  return {
+    containerId: cid, pid, ...(bundle ? { bundle } : {}), labels, networkMode: mode,
+    ...(host.doc.PortBindings !== undefined && host.doc.PortBindings !== null ? { portBindings: host.doc.PortBindings } : {}),
+  };
 }
 
 function readStdin(): string {
@@ -120,6 +127,7 @@ export function runHook(phase: HookPhase, settings: GlueSettings, env: NodeJS.Pr
   let input: HookInput;
   let network: string;
   let args: [string, string][];
+  let ports: PortConversion;
   try {
     input = parseHookInput(readStdin(), env, phase);
     const sel = selectNetwork(input);
@@ -129,11 +137,19 @@ export function runHook(phase: HookPhase, settings: GlueSettings, env: NodeJS.Pr
     }
     network = sel.network;
     args = cniArgsFor(input.labels);
+    try {
+      ports = portMappingsFrom(input.portBindings);
+    } catch (e) {
+      throw new HookInputError(`DOCKER_HOST_CONFIG file ${env.DOCKER_HOST_CONFIG}: ${(e as Error).message}`);
+    }
   } catch (e) {
     say(phase, `${(e as Error).message}; nothing was changed`);
     return failed;
   }
+  const portMappings = ports.mappings;
+  const published = portMappings.length > 0 ? { portMappings } : {};
   if (phase === 'prestart') {
+    for (const why of ports.ignored) say(phase, `container ${input.containerId.slice(0, 12)}: port binding ${why}: not published`);
     const netns = `/proc/${input.pid}/ns/net`;
     try {
       openNetns(netns).close();
@@ -142,16 +158,17 @@ export function runHook(phase: HookPhase, settings: GlueSettings, env: NodeJS.Pr
       return failed;
     }
     try {
-      const result = glueAdd({ network, containerId: input.containerId, netns, args }, settings);
+      const result = glueAdd({ network, containerId: input.containerId, netns, args, ...published }, settings);
       process.stdout.write(`${JSON.stringify(result)}\n`);
       return 0;
     } catch (e) {
-      say(phase, `container ${input.containerId.slice(0, 12)} network ${network}: ${(e as Error).message}`);
+      const which = portMappings.length > 0 ? ` (ports ${formatPortMappings(portMappings)})` : '';
+      say(phase, `container ${input.containerId.slice(0, 12)} network ${network}${which}: ${(e as Error).message}`);
       return failed;
     }
   }
   try {
-    glueDel({ network, containerId: input.containerId, netns: '', args }, settings);
+    glueDel({ network, containerId: input.containerId, netns: '', args, ...published }, settings);
   } catch (e) {
     say(phase, `container ${input.containerId.slice(0, 12)} network ${network}: ${(e as Error).message} (ignored: poststop never fails)`);
   }

@@ -24,6 +24,8 @@ Network of a container: label io.rancher.cni.network, else "managed" for
 io.rancher.container.network=true, else its NetworkMode (host, container:*
 and none are never networked; empty/default -> "default"). Every *.conf,
 *.conflist and *.json in <conf-root>/<network>.d runs, in name order.
+Published ports (HostConfig.PortBindings, docker run -p) go as the
+portMappings capability to the plugins that declare it (a chained portmap).
 
 Options (environment variable in brackets):
   --conf-root DIR        network directories [CNIGLUE_CONF_ROOT] (/etc/docker/cni;

@@ -2,10 +2,12 @@
 // `<dir>/<containerID>/<State.StartedAt>` holding the CNI result, or
 // `{"error":"…"}` when networking failed. Written atomically (temp file +
 // rename in the same directory), so the agent never reads half a file.
-// Next to them the watcher keeps its own record of the attachment (network and
-// CNI_ARGS): a watcher that restarts knows nothing else, and DEL needs both.
+// Next to them the watcher keeps its own record of the attachment (network,
+// CNI_ARGS, published ports): a watcher that restarts knows nothing else, and DEL needs them all.
 import fs from 'node:fs';
 import path from 'node:path';
+
+import { asPortMappings, type PortMapping } from './ports.ts';
 
 export const DEFAULT_STATE_DIR = '/var/lib/rancher/state/cni';
 /** The prefix network-manager put before ADD errors; the agent shows the whole text. */
@@ -23,6 +25,8 @@ export interface AttachmentRecord {
   startedAt: string;
   network: string;
   args: [string, string][];
+  /** The published ports the ADD was given (portmap's DEL needs the same); only when there are any. */
+  portMappings?: PortMapping[];
 }
 
 function checkPart(what: string, v: string): void {
@@ -139,7 +143,10 @@ export function readAttachmentRecord(dir: string, containerId: string): Attachme
   if (typeof doc !== 'object' || doc === null) return undefined;
   const { startedAt, network, args } = doc;
   if (typeof startedAt !== 'string' || typeof network !== 'string' || network === '' || !isArgs(args)) return undefined;
-  return { startedAt, network, args };
+  if (doc.portMappings === undefined) return { startedAt, network, args };
+  const portMappings = asPortMappings(doc.portMappings);
+  if (!portMappings) return undefined;
+  return { startedAt, network, args, ...(portMappings.length > 0 ? { portMappings } : {}) };
 }
 
 /** Remove the container's attachment record (missing is fine); the folder stays for removeStateFile. */

@@ -14,6 +14,7 @@ import { cniArgsFor } from './args.ts';
 import { hasNetworkConfigs } from './configs.ts';
 import type { ContainerInfo, DockerClient, EventStream } from './docker.ts';
 import { attachmentFromCache, type GlueSettings, IFNAME, recoverResult } from './glue.ts';
+import { formatPortMappings, type PortMapping, portMappingsFrom } from './ports.ts';
 import { selectNetwork } from './select.ts';
 import {
   type AttachmentRecord,
@@ -43,8 +44,8 @@ export interface WatchOptions {
 /** What the watcher did for a running container (as recorded in its state folder). */
 type Networked = AttachmentRecord;
 
-/** A container's network and CNI_ARGS, or why it is left alone. */
-type Plan = { network: string; args: [string, string][] } | { skip: string };
+/** A container's network, CNI_ARGS and published ports, or why it is left alone. */
+type Plan = { network: string; args: [string, string][]; portMappings?: PortMapping[]; portsIgnored?: string[] } | { skip: string };
 
 /** Does the netns at `netnsPath` have a link called `ifname`? Throws when the netns is gone. */
 export function netnsHasInterface(netnsPath: string, ifname: string): boolean {
@@ -85,13 +86,24 @@ export function addressesOf(result: Record<string, unknown> | undefined): string
 /**
  * What the watcher does with a container. A container that only has a
  * NetworkMode (no Rancher label) is left to Docker unless that network has CNI
- * configurations. Throws for labels that cannot work (bad network name or value).
+ * configurations. Throws for labels that cannot work (bad network name or
+ * value) and for malformed PortBindings.
  */
 function planFor(info: ContainerInfo, confRoot: string): Plan {
   const sel = selectNetwork(info);
   if ('skip' in sel) return sel;
   if (sel.source === 'network-mode' && !hasNetworkConfigs(confRoot, sel.network)) return { skip: `no CNI configuration for network ${sel.network}` };
-  return { network: sel.network, args: cniArgsFor(info.labels) };
+  const ports = portMappingsFrom(info.portBindings);
+  return {
+    network: sel.network, args: cniArgsFor(info.labels),
+    ...(ports.mappings.length > 0 ? { portMappings: ports.mappings } : {}),
+    ...(ports.ignored.length > 0 ? { portsIgnored: ports.ignored } : {}),
+  };
+}
+
+/** The published-ports part of a record or attachment (nothing when there are none). */
+function portsOf(n: { portMappings?: PortMapping[] }): { portMappings?: PortMapping[] } {
+  return n.portMappings && n.portMappings.length > 0 ? { portMappings: n.portMappings } : {};
 }
 
 /** Does a state file say the attachment is up (a result, not an error)? */
@@ -266,11 +278,11 @@ export class Watcher {
     const startedAt = stateFileStarts(this.o.stateDir, id).at(-1);
     // An error state file: that ADD failed and was rolled back.
     if (startedAt === undefined || !isResult(readStateFile(this.o.stateDir, id, startedAt))) return undefined;
-    let found: Pick<Networked, 'network' | 'args'> | undefined;
+    let found: Pick<Networked, 'network' | 'args' | 'portMappings'> | undefined;
     if (info) {
       try {
         const plan = planFor(info, this.o.glue.confRoot);
-        if (!('skip' in plan)) found = plan;
+        if (!('skip' in plan)) found = { network: plan.network, args: plan.args, ...portsOf(plan) };
       } catch {
         // labels that never worked: nothing was attached
       }
@@ -283,7 +295,7 @@ export class Watcher {
   /** DEL the attachment and forget it (also when DEL failed: it is logged, and retrying would not end). */
   private async down(id: string, n: Networked, reason: string): Promise<void> {
     const t0 = performance.now();
-    const r = await this.o.runner('del', { network: n.network, containerId: id, netns: '', args: n.args });
+    const r = await this.o.runner('del', { network: n.network, containerId: id, netns: '', args: n.args, ...portsOf(n) });
     this.networked.delete(id);
     removeAttachmentRecord(this.o.stateDir, id);
     removeStateFile(this.o.stateDir, id, n.startedAt);
@@ -314,7 +326,7 @@ export class Watcher {
     let state: string | undefined;
     let ip: string | undefined;
     if (!isResult(readStateFile(this.o.stateDir, info.id, info.startedAt))) {
-      const result = recoverResult({ network: n.network, containerId: info.id, netns: '', args: n.args }, this.o.glue);
+      const result = recoverResult({ network: n.network, containerId: info.id, netns: '', args: n.args, ...portsOf(n) }, this.o.glue);
       ip = addressesOf(result).join(',');
       try {
         state = writeStateFile(this.o.stateDir, info.id, info.startedAt, result ?? {});
@@ -367,6 +379,7 @@ export class Watcher {
       return;
     }
     const { network, args } = plan;
+    const ports = portsOf(plan);
     const netns = `/proc/${info.pid}/ns/net`;
     let present: boolean;
     try {
@@ -376,7 +389,7 @@ export class Watcher {
       this.line('skip', { id: short(info.id), name: info.name, reason: `netns unavailable: ${(e as Error).message}` });
       return;
     }
-    const networked: Networked = { startedAt: info.startedAt, network, args };
+    const networked: Networked = { startedAt: info.startedAt, network, args, ...ports };
     if (present) {
       this.adopt(info, networked);
       return;
@@ -384,11 +397,13 @@ export class Watcher {
     // Without configurations the ADD fails before any plugin runs, and a DEL could not run either.
     if (hasNetworkConfigs(this.o.glue.confRoot, network)) this.record(info.id, networked);
     const t0 = performance.now();
-    const r = await this.o.runner('add', { network, containerId: info.id, netns, args });
+    const r = await this.o.runner('add', { network, containerId: info.id, netns, args, ...ports });
     if (!r.ok) {
       this.fail(info, network, r.error, true);
       return;
     }
+    const published = ports.portMappings ? formatPortMappings(ports.portMappings) : undefined;
+    const unpublished = plan.portsIgnored?.join('; ');
     this.networked.set(info.id, networked);
     this.clearRetry(info.id);
     let stateFile: string | undefined;
@@ -399,7 +414,7 @@ export class Watcher {
     }
     this.line('add', {
       id: short(info.id), name: info.name, network, result: 'ok', ip: addressesOf(r.result).join(','),
-      ms: Math.round(performance.now() - t0), state: stateFile,
+      ports: published, 'ports-ignored': unpublished, ms: Math.round(performance.now() - t0), state: stateFile,
     });
   }
 }

@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import { isSea } from 'node:sea';
 
 import { type Attachment, glueAdd, glueDel, type GlueSettings } from './glue.ts';
+import { asPortMappings } from './ports.ts';
 
 export type OpKind = 'add' | 'del';
 
@@ -48,6 +49,7 @@ function isJob(v: unknown): v is OpJob {
   return (j.op === 'add' || j.op === 'del')
     && typeof a === 'object' && a !== null && typeof a.network === 'string' && typeof a.containerId === 'string'
     && typeof a.netns === 'string' && Array.isArray(a.args)
+    && (a.portMappings === undefined || asPortMappings(a.portMappings) !== undefined)
     && typeof s === 'object' && s !== null && typeof s.confRoot === 'string' && Array.isArray(s.cniPath)
     && typeof s.cacheDir === 'string' && typeof s.pluginTimeoutMs === 'number';
 }

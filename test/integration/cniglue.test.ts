@@ -22,6 +22,15 @@ const IMAGE = 'cglue-busybox:test';
 const NETWORK = 'managed';
 const MTU = 1500;
 const OVERHEAD = 98;
+/** `-p`: conf-examples/docker-cni/published.d (cattle-bridge + the reference portmap) on its own test bridge. */
+const PORTS_NET = 'published';
+const PORTS_BRIDGE = 'cglue1';
+/** The bridge's address: a host address in the test host netns, where the published ports are reached. */
+const PORTS_GW = '10.44.0.1';
+const PORT = 18080;
+const PAGE = 'hello from cniglue -p\n';
+/** Our plugins first; Debian's reference plugins (portmap) last. Plugins get it as PATH too (iptables). */
+const CNI_PATH = `${BIN}:/usr/sbin:/usr/bin:/sbin:/bin:/usr/lib/cni`;
 
 let tmp = '';
 let sock = '';
@@ -127,6 +136,40 @@ function runContainerAsync(ip: string): Promise<string> {
   });
 }
 
+/** The nat table of the test host netns (where the watcher, the hooks and so portmap run). */
+function natRules(): string {
+  return host.exec('iptables-save', ['-t', 'nat']).stdout;
+}
+
+/** portmap's per-container chains (`CNI-DN-<hash>`) in the host netns. */
+function portmapChains(): string[] {
+  return [...natRules().matchAll(/^:(CNI-DN-\S+)/gm)].map((m) => m[1]!);
+}
+
+/** The page behind http://addr:port/ fetched from the test host netns, or undefined when nothing answers. */
+function fetchPage(addr: string, port: number): string | undefined {
+  const r = host.exec('timeout', ['10', 'busybox', 'wget', '-q', '-O', '-', `http://${addr}:${port}/`], { allowFail: true });
+  return r.status === 0 ? r.stdout : undefined;
+}
+
+/** Nothing of portmap's for this container is left: no chain, no rule naming its ID or address. */
+function portmapLeftovers(id: string, ip: string): string[] {
+  const rules = natRules();
+  return [
+    ...portmapChains().map((c) => `chain ${c}`),
+    ...rules.split('\n').filter((l) => l.includes(id) || l.includes(`${ip}:`)).map((l) => `rule ${l}`),
+  ];
+}
+
+/** Wait until portmap has nothing left for the container; on timeout, say what is. */
+async function portmapGone(id: string, ip: string): Promise<void> {
+  try {
+    await waitFor(`portmap rules of ${id} gone`, () => portmapLeftovers(id, ip).length === 0);
+  } catch (e) {
+    throw new Error(`${(e as Error).message}\n--- left ---\n${portmapLeftovers(id, ip).join('\n')}`, { cause: e });
+  }
+}
+
 function stateFile(i: Inspect): string {
   return path.join(dirs.state, i.id, i.startedAt);
 }
@@ -140,7 +183,7 @@ function startWatcher(): void {
   const child = spawn('ip', ['netns', 'exec', host.name, path.join(BIN, 'cniglue'), 'watch',
     '--docker-host', `unix://${sock}`,
     '--conf-root', dirs.conf,
-    '--cni-path', `${BIN}:/usr/sbin:/usr/bin:/sbin:/bin`,
+    '--cni-path', CNI_PATH,
     '--state-dir', dirs.state,
     '--cache-dir', dirs.cache,
     '--retries', '1', '--retry-interval', '500',
@@ -272,7 +315,8 @@ before(async () => {
   if (!onPath('dockerd')) aptInstall('docker.io');
   const busybox = ['/bin/busybox', '/usr/bin/busybox'].find((f) => fs.existsSync(f) && isStatic(f));
   if (!busybox) aptInstall('busybox-static');
-  for (const tool of ['dockerd', 'nsenter', 'tar', 'ping']) assert.ok(onPath(tool), `${tool} is needed for this test`);
+  for (const tool of ['dockerd', 'nsenter', 'tar', 'ping', 'iptables-save', 'timeout']) assert.ok(onPath(tool), `${tool} is needed for this test`);
+  assert.ok(fs.existsSync('/usr/lib/cni/portmap') || onPath('portmap'), 'the reference portmap plugin (containernetworking-plugins) is needed for this test');
   dockerCli = fs.existsSync('/usr/bin/docker') ? '/usr/bin/docker' : 'docker'; // the CLI that came with the daemon
   assert.ok(fs.existsSync(path.join(BIN, 'cniglue')), `${BIN}/cniglue missing: build first`);
 
@@ -293,6 +337,15 @@ before(async () => {
   const conf = { ...example, bridge: BRIDGE, hostNat: false };
   fs.mkdirSync(path.join(dirs.conf, `${NETWORK}.d`));
   fs.writeFileSync(path.join(dirs.conf, `${NETWORK}.d`, '10-rancher.conf'), JSON.stringify(conf, null, 2));
+  // The -p network: the shipped example (cattle-bridge + portmap with the portMappings capability) on its own test bridge.
+  const portsFile = '10-cattle-bridge-portmap.conflist';
+  const ports = JSON.parse(fs.readFileSync(path.join(ROOT, 'conf-examples', 'docker-cni', `${PORTS_NET}.d`, portsFile), 'utf8')) as { $schema?: string; plugins: Record<string, unknown>[] };
+  delete ports.$schema;
+  assert.equal(ports.plugins[1]!.type, 'portmap');
+  assert.deepEqual(ports.plugins[1]!.capabilities, { portMappings: true });
+  Object.assign(ports.plugins[0]!, { bridge: PORTS_BRIDGE, bridgeSubnet: '10.44.0.0/16', hostNat: false });
+  fs.mkdirSync(path.join(dirs.conf, `${PORTS_NET}.d`));
+  fs.writeFileSync(path.join(dirs.conf, `${PORTS_NET}.d`, portsFile), JSON.stringify(ports, null, 2));
 
   dockerd = startDockerd();
   trackPid(dockerd.pid);
@@ -303,7 +356,9 @@ before(async () => {
   fs.mkdirSync(path.join(rootfs, 'bin'), { recursive: true });
   fs.copyFileSync(['/bin/busybox', '/usr/bin/busybox'].find((f) => fs.existsSync(f) && isStatic(f))!, path.join(rootfs, 'bin', 'busybox'));
   fs.chmodSync(path.join(rootfs, 'bin', 'busybox'), 0o755);
-  for (const l of ['sh', 'sleep', 'ip', 'ping']) fs.symlinkSync('busybox', path.join(rootfs, 'bin', l));
+  for (const l of ['sh', 'sleep', 'ip', 'ping', 'httpd']) fs.symlinkSync('busybox', path.join(rootfs, 'bin', l));
+  fs.mkdirSync(path.join(rootfs, 'www'));
+  fs.writeFileSync(path.join(rootfs, 'www', 'index.html'), PAGE);
   run('tar', ['-C', rootfs, '-cf', path.join(tmp, 'rootfs.tar'), '.']);
   docker('import', path.join(tmp, 'rootfs.tar'), IMAGE);
 
@@ -468,6 +523,61 @@ describe('cniglue watch (real dockerd)', () => {
   });
 });
 
+// ---- -p: published ports through the chained portmap ----------------------------------
+
+describe('cniglue watch: docker run -p (real dockerd, reference portmap)', () => {
+  const run = (ip: string, ...publish: string[]) => docker('run', '-d', '--network', 'none',
+    '--label', `io.rancher.cni.network=${PORTS_NET}`, '--label', `io.rancher.container.ip=${ip}/16`,
+    ...publish.flatMap((p) => ['-p', p]), IMAGE, 'httpd', '-f', '-p', '80', '-h', '/www');
+
+  it('HostConfig.PortBindings become portmap\'s DNAT rules: each protocol, a host IP, a range; the host port reaches the container', async () => {
+    assert.deepEqual(portmapChains(), [], 'no portmap chain before');
+    const c = inspect(run('10.44.0.21', `${PORT}:80`, `${PORTS_GW}:${PORT + 1}:80`, `${PORT + 10}-${PORT + 11}:80-81`, `${PORT + 20}:53/udp`));
+    try {
+      await waitFor('eth0 of the -p container', () => addressedEth0(c.pid));
+      const [line] = await waitFor('ADD logged', () => logLinesFor(c.id, 'add').length > 0 && logLinesFor(c.id, 'add'));
+      assert.match(line!, new RegExp(`result=ok ip=10\\.44\\.0\\.21/16 ports=\\S*${PORT}:80/tcp`));
+      const rules = natRules();
+      const dnat = (proto: string, hostPort: number, to: string, dst = '') =>
+        new RegExp(`^-A CNI-DN-\\S+ ${dst ? `-d ${dst.replace(/\./g, '\\.')}/32 ` : ''}-p ${proto} -m ${proto} --dport ${hostPort} -j DNAT --to-destination ${to.replace(/\./g, '\\.')}$`, 'm');
+      assert.match(rules, dnat('tcp', PORT, '10.44.0.21:80'));
+      assert.match(rules, dnat('tcp', PORT + 1, '10.44.0.21:80', PORTS_GW), 'hostIP kept');
+      assert.match(rules, dnat('tcp', PORT + 10, '10.44.0.21:80'), 'range expanded');
+      assert.match(rules, dnat('tcp', PORT + 11, '10.44.0.21:81'), 'range expanded');
+      assert.match(rules, dnat('udp', PORT + 20, '10.44.0.21:53'), 'udp');
+      assert.equal(portmapChains().length, 1, 'one chain for the one container');
+      // Real traffic, from the test host netns to its own address (the bridge's): nothing listens
+      // there, so an answer can only come from the container, through portmap's DNAT.
+      for (const port of [PORT, PORT + 1, PORT + 10]) {
+        await waitFor(`http://${PORTS_GW}:${port}/ answers`, () => fetchPage(PORTS_GW, port) === PAGE, 60_000, 250);
+      }
+      assert.equal(fetchPage(PORTS_GW, PORT + 2), undefined, 'a port that was not published does not answer');
+    } finally {
+      docker('rm', '-f', c.id);
+    }
+    await nothingLeftOf(c.id);
+    await portmapGone(c.id, '10.44.0.21');
+    assert.match(logLinesFor(c.id, 'del').at(-1)!, /result=ok/);
+    assert.equal(fetchPage(PORTS_GW, PORT), undefined, 'the host port is closed again');
+  });
+
+  it('after a SIGKILL, a -p container removed meanwhile: the restarted watcher\'s DEL removes its port mapping too', async () => {
+    const c = inspect(run('10.44.0.22', `${PORT + 30}:80`));
+    try {
+      await waitFor('eth0', () => addressedEth0(c.pid));
+      await waitFor('state file', () => fs.existsSync(stateFile(c)));
+      await waitFor(`http://${PORTS_GW}:${PORT + 30}/ answers`, () => fetchPage(PORTS_GW, PORT + 30) === PAGE, 60_000, 250);
+      await killWatcher();
+    } finally {
+      docker('rm', '-f', c.id);
+      if (!watcher) startWatcher();
+    }
+    await nothingLeftOf(c.id);
+    await portmapGone(c.id, '10.44.0.22');
+    assert.match(logLinesFor(c.id, 'del').at(-1)!, /reason=removed result=ok/);
+  });
+});
+
 // ---- hook mode ---------------------------------------------------------------------
 
 describe('cniglue prestart/poststop (hook mode, synthetic state)', () => {
@@ -477,7 +587,7 @@ describe('cniglue prestart/poststop (hook mode, synthetic state)', () => {
   let sleeper: ChildProcess | undefined;
   let env: Record<string, string>;
 
-  const flags = () => ['--conf-root', dirs.conf, '--cni-path', `${BIN}:/usr/sbin:/usr/bin:/sbin:/bin`, '--cache-dir', dirs.cache];
+  const flags = () => ['--conf-root', dirs.conf, '--cni-path', CNI_PATH, '--cache-dir', dirs.cache];
   const hook = (phase: string, stdin: string) => runExe('cniglue', {
     args: [phase, ...flags()], netns: host, stdin,
     env: { ...env, CATTLE_CNI_STATE_DIR: dirs.pluginState, CATTLE_CNI_LOCK_DIR: dirs.locks },
@@ -548,6 +658,76 @@ describe('cniglue prestart/poststop (hook mode, synthetic state)', () => {
     assert.equal(again.code, 0, again.stderr);
     const broken = hook('poststop', 'not json');
     assert.equal(broken.code, 0);
+  });
+});
+
+describe('cniglue prestart/poststop with -p (hook mode: hostconfig.json PortBindings, reference portmap)', () => {
+  const id = randomBytes(32).toString('hex');
+  const ip = '10.44.5.5';
+  const hostPort = PORT + 40;
+  let pod: TestNetns;
+  let pid = 0;
+  let server: ChildProcess | undefined;
+  let env: Record<string, string>;
+
+  const hook = (phase: string, stdin: string) => runExe('cniglue', {
+    args: [phase, '--conf-root', dirs.conf, '--cni-path', CNI_PATH, '--cache-dir', dirs.cache], netns: host, stdin,
+    env: { ...env, CATTLE_CNI_STATE_DIR: dirs.pluginState, CATTLE_CNI_LOCK_DIR: dirs.locks },
+  });
+  const ociState = (status: string) => JSON.stringify({ ociVersion: '1.0.2', id, status, pid });
+
+  before(async () => {
+    pod = makeNetns('cglue-pport');
+    const files = path.join(tmp, 'hook-ports');
+    fs.mkdirSync(path.join(files, 'www'), { recursive: true });
+    fs.writeFileSync(path.join(files, 'www', 'index.html'), PAGE);
+    // The "container": busybox httpd inside that netns (`ip netns exec` execs it with the same PID).
+    server = spawn('ip', ['netns', 'exec', pod.name, 'busybox', 'httpd', '-f', '-p', '80', '-h', path.join(files, 'www')], { stdio: 'ignore' });
+    trackPid(server.pid);
+    pid = server.pid!;
+    await waitFor('httpd in its netns', () => {
+      try {
+        return fs.statSync(`/proc/${pid}/ns/net`).ino === fs.statSync(pod.path).ino;
+      } catch {
+        return false;
+      }
+    });
+    fs.writeFileSync(path.join(files, 'hostconfig.json'), JSON.stringify({
+      NetworkMode: 'none',
+      PortBindings: { '80/tcp': [{ HostIp: '', HostPort: String(hostPort) }], '80/udp': [{ HostIp: PORTS_GW, HostPort: String(hostPort) }] },
+    }));
+    fs.writeFileSync(path.join(files, 'config.v2.json'), JSON.stringify({
+      ID: id, Config: { Labels: { 'io.rancher.cni.network': PORTS_NET, 'io.rancher.container.ip': `${ip}/16` } },
+    }));
+    env = { DOCKER_HOST_CONFIG: path.join(files, 'hostconfig.json'), DOCKER_CONFIG: path.join(files, 'config.v2.json') };
+  });
+
+  after(() => {
+    if (server?.pid) {
+      server.kill('SIGKILL');
+      untrackPid(server.pid);
+    }
+    // Should a test fail half-way: DEL what the prestart may have made (its rules live in the host netns).
+    if (env) hook('poststop', ociState('stopped'));
+    pod?.destroy();
+  });
+
+  it('prestart: eth0 plus portmap\'s rules for the published ports; the host port reaches the server', async () => {
+    const r = hook('prestart', ociState('creating'));
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(addressedEth0(pid)?.addrs, [`${ip}/16`]);
+    const rules = natRules();
+    assert.match(rules, new RegExp(`-p tcp -m tcp --dport ${hostPort} -j DNAT --to-destination ${ip.replace(/\./g, '\\.')}:80$`, 'm'));
+    assert.match(rules, new RegExp(`-d ${PORTS_GW.replace(/\./g, '\\.')}/32 -p udp -m udp --dport ${hostPort} -j DNAT --to-destination ${ip.replace(/\./g, '\\.')}:80$`, 'm'));
+    await waitFor(`http://${PORTS_GW}:${hostPort}/ answers`, () => fetchPage(PORTS_GW, hostPort) === PAGE, 60_000, 250);
+  });
+
+  it('poststop: the same mappings go to portmap\'s DEL: nothing of them is left', async () => {
+    const r = hook('poststop', ociState('stopped'));
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(hostLink(hostVeth(id)), undefined);
+    await portmapGone(id, ip);
+    assert.equal(fetchPage(PORTS_GW, hostPort), undefined, 'the host port is closed again');
   });
 });
 

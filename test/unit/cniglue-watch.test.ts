@@ -28,6 +28,8 @@ interface FakeContainer {
   startedAt: string;
   networkMode: string;
   labels: Record<string, string>;
+  /** HostConfig.PortBindings (`-p`). */
+  portBindings?: unknown;
 }
 
 /** Just enough of the Engine API for the watcher. */
@@ -84,7 +86,7 @@ class FakeDocker {
       return json(200, {
         Id: c.id, Name: `/${c.id.slice(0, 6)}`,
         State: { Running: c.running, Pid: c.running ? c.pid : 0, StartedAt: c.startedAt },
-        HostConfig: { NetworkMode: c.networkMode }, Config: { Labels: c.labels },
+        HostConfig: { NetworkMode: c.networkMode, PortBindings: c.portBindings ?? null }, Config: { Labels: c.labels },
       });
     }
     if (url.pathname === '/events') {
@@ -108,8 +110,9 @@ class FakeDocker {
     }
   }
 
-  start(id: string, labels: Record<string, string>, opts: { networkMode?: string; quiet?: boolean } = {}): FakeContainer {
-    const c: FakeContainer = this.containers.get(id) ?? { id, running: false, pid: 0, startedAt: '', networkMode: opts.networkMode ?? 'none', labels };
+  start(id: string, labels: Record<string, string>, opts: { networkMode?: string; quiet?: boolean; portBindings?: unknown } = {}): FakeContainer {
+    const c: FakeContainer = this.containers.get(id)
+      ?? { id, running: false, pid: 0, startedAt: '', networkMode: opts.networkMode ?? 'none', labels, ...(opts.portBindings !== undefined ? { portBindings: opts.portBindings } : {}) };
     c.running = true;
     c.pid = this.nextPid++;
     c.startedAt = new Date(Date.UTC(2026, 0, 1, 0, 0, 0, ++this.clock)).toISOString();
@@ -593,6 +596,68 @@ describe('Watcher', () => {
     assert.deepEqual(w.runner.ops(late.id), []);
     assert.deepEqual(stateOf(w, late), {});
     assert.deepEqual(recordOf(w, late.id), { startedAt: late.startedAt, network: 'managed', args: argsFor('10.42.7.62/16') });
+  });
+
+  it('-p: HostConfig.PortBindings go as portMappings to ADD, into the record, and to the DEL on stop and on a restart', async () => {
+    const w = await world();
+    const portBindings = { '80/tcp': [{ HostIp: '', HostPort: '8080' }], '53/udp': [{ HostIp: '127.0.0.1', HostPort: '5353' }], '81/tcp': [{ HostIp: '', HostPort: '' }] };
+    const portMappings = [
+      { hostPort: 5353, containerPort: 53, protocol: 'udp', hostIP: '127.0.0.1' },
+      { hostPort: 8080, containerPort: 80, protocol: 'tcp' },
+    ];
+    const c = w.docker.start(hexId(70), labelled('10.42.7.70/16'), { portBindings });
+    await until('ADD', () => stateOf(w, c) !== undefined);
+    await w.watcher.idle();
+    assert.deepEqual(w.runner.calls[0]!.a.portMappings, portMappings);
+    assert.deepEqual((recordOf(w, c.id) as AttachmentRecord).portMappings, portMappings, 'kept for the DEL of a later watcher');
+    const line = w.logs.find((l) => l.includes(` add id=${short(c.id)} `))!;
+    assert.match(line, /result=ok ip=10\.42\.7\.70\/16 ports=127\.0\.0\.1:5353:53\/udp,8080:80\/tcp ports-ignored="81\/tcp: no host port/);
+    // A restart: the old start's DEL and the new ADD carry them both.
+    w.docker.stop(c.id, { quiet: true });
+    w.docker.start(c.id, c.labels);
+    await until('re-ADD', () => w.runner.ops(c.id).length === 3);
+    await w.watcher.idle();
+    w.docker.stop(c.id);
+    await until('DEL', () => w.runner.ops(c.id).length === 4);
+    await w.watcher.idle();
+    assert.deepEqual(w.runner.ops(c.id), ['add', 'del', 'add', 'del']);
+    for (const call of w.runner.calls) assert.deepEqual(call.a.portMappings, portMappings, call.op);
+    // Without -p nothing is sent.
+    const plain = w.docker.start(hexId(71), labelled('10.42.7.71/16'));
+    await until('ADD of the plain one', () => stateOf(w, plain) !== undefined);
+    assert.equal('portMappings' in w.runner.calls.at(-1)!.a, false);
+    assert.equal('portMappings' in (recordOf(w, plain.id) as object), false);
+  });
+
+  it('-p: malformed PortBindings fail the container once, without an ADD', async () => {
+    const w = await world();
+    const c = w.docker.start(hexId(72), labelled('10.42.7.72/16'), { portBindings: { '80/icmp': [{ HostPort: '8080' }] } });
+    await until('error state', () => stateOf(w, c) !== undefined);
+    assert.match((stateOf(w, c) as { error: string }).error, /^Couldn't bring up network: PortBindings "80\/icmp": protocol "icmp"/);
+    await new Promise((r) => setTimeout(r, 150));
+    assert.deepEqual(w.runner.calls, []);
+  });
+
+  it('-p after a SIGKILL: a removed container is DELed with the ports of its record, or of its libcni cache entry without one', async () => {
+    const recorded = hexId(73);
+    const cachedOnly = hexId(74);
+    const portMappings = [{ hostPort: 8080, containerPort: 80, protocol: 'tcp' as const }];
+    const args = argsFor('10.42.7.73/16');
+    const cachedArgs = argsFor('10.42.7.74/16');
+    const w = await world((_d, pre) => {
+      leftBehind(pre, recorded, { startedAt: '2025-12-31T23:00:00.000000073Z', network: 'managed', args, portMappings }, { cniVersion: '0.1.0', ip4: { ip: '10.42.7.73/16' } });
+      leftBehind(pre, cachedOnly, { startedAt: '2025-12-31T23:00:00.000000074Z', network: '', args: [] }, { cniVersion: '0.1.0', ip4: { ip: '10.42.7.74/16' } }, false);
+      writeCacheEntry(pre.cacheDir, {
+        network: MANAGED_LIST, containerId: cachedOnly, ifname: 'eth0', config: Buffer.from('{}'), netns: '/proc/1/ns/net', cniArgs: cachedArgs,
+        capabilityArgs: { portMappings }, result: { cniVersion: '0.1.0', ip4: { ip: '10.42.7.74/16' } },
+      });
+    });
+    await reconciled(w);
+    assert.deepEqual(delsOf(w).sort(), [
+      [recorded, { network: 'managed', containerId: recorded, netns: '', args, portMappings }],
+      [cachedOnly, { network: 'managed', containerId: cachedOnly, netns: '', args: cachedArgs, portMappings }],
+    ].sort());
+    for (const id of [recorded, cachedOnly]) assert.ok(!hasFolder(w, id), `folder of ${short(id)} removed`);
   });
 
   it('20 containers at once: each gets its own ADD with its own address, never two operations on one container', async () => {
