@@ -67,6 +67,9 @@ export async function listenFastPath(opts: FastPathOptions): Promise<FastPathSer
     const finish = (line: AgentLine): void => {
       send(line);
       socket.end();
+      // A client still sending (an oversized request) is drained, then cut off.
+      socket.resume();
+      setTimeout(() => socket.destroy(), 2000).unref();
     };
     const peer = peerUid(socket);
     if (peer !== 0) {
