@@ -91,21 +91,35 @@ test('sysctl keys: dotted or slashed, interface names with dots', () => {
 
 test('lock: a second process waits until the first releases', () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ccni-lock-'));
-  const node = process.execPath;
-  const script = (tag: string, holdMs: number) => `
-    import { acquireLock } from ${JSON.stringify(path.resolve('lib/lock.ts'))};
+  const lockTs = JSON.stringify(path.resolve('lib/lock.ts'));
+  const mark = (name: string) => JSON.stringify(path.join(dir, name));
+  // Events, not delays: A holds the lock until B has said it is about to take it; B may only get it after A released.
+  const a = `
+    import fs from 'node:fs';
+    import { acquireLock } from ${lockTs};
     const l = acquireLock('t');
-    const t = Date.now(); while (Date.now() - t < ${holdMs}) {}
-    console.log('${tag}', Date.now());
+    fs.writeFileSync(${mark('a-held')}, '');
+    while (!fs.existsSync(${mark('b-wants')})) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 5);
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 50); // let B reach its flock
+    console.log('A', String(process.hrtime.bigint()));
     l.release();`;
-  const env = { ...process.env, CATTLE_CNI_LOCK_DIR: dir };
-  const first = spawnSync(node, ['--input-type=module', '-e', `
+  const b = `
+    import fs from 'node:fs';
+    import { acquireLock } from ${lockTs};
+    fs.writeFileSync(${mark('b-wants')}, '');
+    const l = acquireLock('t');
+    console.log('B', String(process.hrtime.bigint()));
+    l.release();`;
+  const env = { ...process.env, CATTLE_CNI_LOCK_DIR: path.join(dir, 'locks') };
+  const run = spawnSync(process.execPath, ['--input-type=module', '-e', `
     import { spawn } from 'node:child_process';
-    const a = spawn(process.execPath, ['--input-type=module', '-e', ${JSON.stringify(script('A', 300))}], { stdio: 'inherit' });
-    setTimeout(() => spawn(process.execPath, ['--input-type=module', '-e', ${JSON.stringify(script('B', 0))}], { stdio: 'inherit' }), 100);`], { env, encoding: 'utf8' });
-  const lines = first.stdout.trim().split('\n').map((l) => l.split(' '));
-  assert.deepEqual(lines.map((l) => l[0]), ['A', 'B'], first.stderr);
-  assert.ok(Number(lines[1]![1]) >= Number(lines[0]![1]));
+    import fs from 'node:fs';
+    spawn(process.execPath, ['--input-type=module', '-e', ${JSON.stringify(a)}], { stdio: 'inherit' });
+    const wait = () => fs.existsSync(${mark('a-held')}) ? spawn(process.execPath, ['--input-type=module', '-e', ${JSON.stringify(b)}], { stdio: 'inherit' }) : setTimeout(wait, 5);
+    wait();`], { env, encoding: 'utf8', timeout: 60_000 });
+  const lines = run.stdout.trim().split('\n').map((l) => l.split(' '));
+  assert.deepEqual(lines.map((l) => l[0]), ['A', 'B'], run.stderr);
+  assert.ok(BigInt(lines[1]![1]!) >= BigInt(lines[0]![1]!), 'B held the lock only after A released it');
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
