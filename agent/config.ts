@@ -7,6 +7,10 @@ export const DEFAULT_VNI = 1042;
 export const DEFAULT_VTEP_MTU = 1500;
 /** The metadata API version rancher/vxlan reads. */
 export const METADATA_VERSION = '2016-07-29';
+/** The older one also accepted (same fields for what the agent reads). */
+export const METADATA_VERSION_OLD = '2015-12-19';
+/** --metadata-version: one of them, or `auto` (2016-07-29, 2015-12-19 where that is not served). */
+export type MetadataVersionChoice = 'auto' | typeof METADATA_VERSION | typeof METADATA_VERSION_OLD;
 /** UDP port of the overlay, fixed as in rancher/vxlan. */
 export const VXLAN_PORT = 4789;
 /** Where the agent keeps its lock, status and applied view (one agent per host). */
@@ -14,6 +18,8 @@ export const DEFAULT_RUN_DIR = '/run/cattle-cni';
 
 export interface AgentOptions {
   metadataAddress: string;
+  /** The metadata API version to read; `auto` unless given. */
+  metadataVersion?: MetadataVersionChoice;
   bridge: string;
   vni: number;
   vtepMtu: number;
@@ -33,6 +39,11 @@ export interface AgentOptions {
   resyncS: number;
   /** The members-only filter on UDP 4789 (on unless --no-filter). */
   filter: boolean;
+  /**
+   * The filter's backend: by default nftables where `nft` exists, else iptables
+   * (--filter-backend, CATTLE_NET_FILTER_BACKEND: force one, e.g. to test the other).
+   */
+  filterBackend?: 'nft' | 'iptables';
 }
 
 export class UsageError extends Error {}
@@ -43,10 +54,12 @@ export interface Parsed {
   command: Command;
   options: AgentOptions;
   json: boolean;
+  /** teardown --force: remove the VTEP even with entries not made by cattle-net on it. */
+  force: boolean;
 }
 
-const VALUE_FLAGS = new Set(['metadata-address', 'bridge', 'vni', 'vxlan-vni', 'vtep-mtu', 'underlay-iface', 'socket', 'run-dir', 'poll-wait', 'resync']);
-const BOOL_FLAGS = new Set(['json', 'no-filter']);
+const VALUE_FLAGS = new Set(['metadata-address', 'metadata-version', 'bridge', 'vni', 'vxlan-vni', 'vtep-mtu', 'underlay-iface', 'socket', 'run-dir', 'poll-wait', 'resync', 'filter-backend']);
+const BOOL_FLAGS = new Set(['json', 'no-filter', 'force']);
 
 /** A decimal integer within [min, max], else a UsageError naming where it came from. */
 export function intIn(text: string, min: number, max: number, what: string): number {
@@ -122,7 +135,18 @@ export function parseArgs(args: string[], env: Record<string, string | undefined
   };
   if (underlay !== undefined) options.underlayIface = checkIfname(underlay, '--underlay-iface');
   if (socketText !== 'none') options.socket = socketText;
-  return { command, options, json: flags.get('json') === true };
+  const mdVersion = str('metadata-version') ?? envValue('RANCHER_METADATA_VERSION');
+  if (mdVersion !== undefined) {
+    if (mdVersion !== 'auto' && mdVersion !== METADATA_VERSION && mdVersion !== METADATA_VERSION_OLD) throw new UsageError(`--metadata-version: expected auto, ${METADATA_VERSION} or ${METADATA_VERSION_OLD}, got ${JSON.stringify(mdVersion)}`);
+    options.metadataVersion = mdVersion;
+  }
+  const backend = str('filter-backend') ?? envValue('CATTLE_NET_FILTER_BACKEND');
+  if (backend !== undefined) {
+    if (backend !== 'nft' && backend !== 'iptables') throw new UsageError(`--filter-backend: expected nft or iptables, got ${JSON.stringify(backend)}`);
+    options.filterBackend = backend;
+  }
+  if (flags.get('force') === true && command !== 'teardown') throw new UsageError('--force is for teardown only');
+  return { command, options, json: flags.get('json') === true, force: flags.get('force') === true };
 }
 
 /** The VTEP's name, always `vtep<VNI>` as in rancher/vxlan. */
@@ -131,15 +155,18 @@ export function vtepName(vni: number): string {
 }
 
 export const USAGE = `Usage:
-  cattle-net [run] [--metadata-address HOST[:PORT]] [--bridge NAME] [--vni N] [--vtep-mtu N]
-                   [--underlay-iface IFACE] [--socket PATH|none] [--run-dir DIR] [--no-filter]
+  cattle-net [run] [--metadata-address HOST[:PORT]] [--metadata-version V] [--bridge NAME] [--vni N]
+                   [--vtep-mtu N] [--underlay-iface IFACE] [--socket PATH|none] [--run-dir DIR]
+                   [--no-filter] [--filter-backend nft|iptables]
   cattle-net status [--json]
-  cattle-net teardown
+  cattle-net teardown [--force]
 
 run       the per-host VXLAN agent (rancher/vxlan compatible): one per host (a lock), prints
           {"ready": …} once the first reconcile is done, runs until SIGTERM/SIGINT, which leave
           the data plane in place
           --metadata-address  RANCHER_METADATA_ADDRESS, default ${DEFAULT_METADATA_ADDRESS}
+          --metadata-version  RANCHER_METADATA_VERSION: ${METADATA_VERSION}, ${METADATA_VERSION_OLD} or auto (default:
+                              ${METADATA_VERSION}, ${METADATA_VERSION_OLD} where the server does not serve it)
           --bridge            RANCHER_BRIDGE, default ${DEFAULT_BRIDGE}
           --vni               RANCHER_VXLAN_VNI, default ${DEFAULT_VNI} (device vtep<VNI>, UDP ${VXLAN_PORT})
           --vtep-mtu          RANCHER_VTEP_MTU, default ${DEFAULT_VTEP_MTU}
@@ -147,6 +174,9 @@ run       the per-host VXLAN agent (rancher/vxlan compatible): one per host (a l
           --socket            CATTLE_CNI_AGENT_SOCKET, default <run dir>/agent.sock ("none": no socket)
           --run-dir           CATTLE_CNI_AGENT_DIR, default ${DEFAULT_RUN_DIR}
           --no-filter         no members-only nftables filter on UDP ${VXLAN_PORT}
+          --filter-backend    CATTLE_NET_FILTER_BACKEND: nft or iptables (default nft where it exists)
 status    what the agent last applied (peers, entries, metadata version, timings, errors)
-teardown  remove what the agent made (VTEP and its entries, the filter); refused while it runs
+teardown  remove what the agent made (VTEP and its entries, the filter); refused while it runs;
+          a VTEP that also carries entries not made by cattle-net keeps them (and so stays)
+          unless --force
 `;

@@ -2,12 +2,17 @@
 // reconcile), its FDB entries (one per peer host) and permanent neighbours
 // (one per remote container), the sysctls the routed overlay needs, and a MAC
 // of its own for the bridge. Only links and entries the agent made are ever
-// changed or removed: the VTEP carries our alias, entries are those of our
-// applied view.
+// changed or removed: the VTEP carries our alias; a neighbour entry is ours
+// when it carries our NDA_PROTOCOL (NEIGH_PROTO_CATTLE_NET), or carries none
+// and is in our record (made by an earlier version, or on a kernel that does
+// not keep the protocol); an FDB entry is ours when it is in our record (VXLAN
+// devices do not keep NDA_PROTOCOL), which names a new FDB entry before it is
+// sent. Anything else on our VTEP (added by hand or by another tool) is left
+// as it is, also by teardown.
 import fs from 'node:fs';
 
 import { isErrno } from '../lib/netlink/errors.ts';
-import { IFF_UP, type Link, NUD_PERMANENT, type Rtnetlink } from '../lib/netlink/rtnetlink.ts';
+import { IFF_UP, type Link, NEIGH_PROTO_CATTLE_NET, NUD_PERMANENT, type Rtnetlink } from '../lib/netlink/rtnetlink.ts';
 import { sysctlSet } from '../lib/sysctl.ts';
 import { vtepName, VXLAN_PORT } from './config.ts';
 import { type Applied, type Changes, emptyApplied } from './diff.ts';
@@ -31,6 +36,10 @@ export interface VtepResult {
   notes: string[];
   /** The bridge is missing or not a bridge: the VTEP waits unenslaved. */
   bridgeMissing: boolean;
+  /** A vxlan device made by someone else (rancher/vxlan, an interrupted start) was taken over with its entries. */
+  takenOver: boolean;
+  /** Its MAC was changed or it was set up again: the kernel flushed its neighbours (permanent ones too). */
+  flushed: boolean;
 }
 
 const NET_ADDR_SET = '3';
@@ -111,6 +120,8 @@ export function ensureVtep(rt: Rtnetlink, w: VtepWanted): VtepResult {
 
   let link = rt.linkByName(name);
   let fresh = false;
+  let takenOver = false;
+  let flushed = false;
   if (link !== undefined) {
     const own = ownership(link, w);
     if (own === 'foreign') {
@@ -118,6 +129,7 @@ export function ensureVtep(rt: Rtnetlink, w: VtepWanted): VtepResult {
     }
     if (own === 'adopt' || own === 'takeover') {
       rt.setAlias(link.index, VTEP_ALIAS);
+      takenOver = true;
       notes.push(own === 'adopt' ? `${name}: adopted (vxlan with this host's VTEP MAC, no alias)`
         : `${name}: taken over (a vxlan device not made by cattle-net: VNI ${link.vxlan?.vni ?? 'none'}, MAC ${link.mac ?? 'none'})`);
     }
@@ -141,6 +153,7 @@ export function ensureVtep(rt: Rtnetlink, w: VtepWanted): VtepResult {
   const index = link.index;
   if (link.mac !== w.mac) {
     rt.setMac(index, w.mac);
+    flushed = !fresh;
     if (!fresh) notes.push(`${name}: MAC ${link.mac ?? 'none'} → ${w.mac}`);
   }
   if (link.mtu !== w.mtu) {
@@ -151,25 +164,71 @@ export function ensureVtep(rt: Rtnetlink, w: VtepWanted): VtepResult {
     rt.setMaster(index, bridge.index);
     if (!fresh) notes.push(`${name}: master → ${w.bridge}`);
   }
-  if (!(link.flags & IFF_UP)) rt.setUp(index);
-  return { index, fresh, notes, bridgeMissing };
+  if (!(link.flags & IFF_UP)) {
+    rt.setUp(index);
+    if (!fresh) {
+      flushed = true;
+      notes.push(`${name}: was down: set up`);
+    }
+  }
+  return { index, fresh, notes, bridgeMissing, takenOver: takenOver && !fresh, flushed };
 }
 
-/** Remove every VTEP this agent made (by alias); the kernel removes their entries with them. */
-export function removeVteps(rt: Rtnetlink): string[] {
-  const removed: string[] = [];
+export interface TeardownResult {
+  removed: string[];
+  /** VTEPs kept because entries not made by cattle-net are on them (deleting the device would delete those). */
+  kept: string[];
+}
+
+/**
+ * Remove every VTEP this agent made (by alias); the kernel removes their
+ * entries with them. A VTEP that also carries entries the agent did not make
+ * (`records`: the applied view per VTEP name, for entries of earlier versions)
+ * is kept, with those entries, unless `force`: only the agent's own entries are
+ * removed from it.
+ */
+export function removeVteps(rt: Rtnetlink, records: ReadonlyMap<string, Applied> = new Map(), force = false): TeardownResult {
+  const out: TeardownResult = { removed: [], kept: [] };
   for (const l of rt.links({ kind: 'vxlan' })) {
     if (l.alias !== VTEP_ALIAS) continue;
+    if (!force) {
+      const k = kernelView(rt, l.index, records.get(l.name) ?? emptyApplied());
+      const others = [...[...k.foreign.fdb].map((e) => `fdb ${e}`), ...[...k.foreign.neighbours.keys()].map((ip) => `neighbour ${ip}`)];
+      if (others.length > 0) {
+        for (const ip of k.view.neighbours.keys()) ignoreMissing(() => rt.delNeighbour(l.index, ip));
+        for (const [ip, mac] of k.view.fdb) ignoreMissing(() => rt.delFdb(l.index, { mac, dst: ip }));
+        out.kept.push(`${l.name}: kept, with ${others.length} entries not made by cattle-net (${others.slice(0, 5).join(', ')}${others.length > 5 ? ', …' : ''}); its own entries removed (teardown --force removes the device)`);
+        continue;
+      }
+    }
     rt.deleteLink(l.index);
-    removed.push(l.name);
+    out.removed.push(l.name);
   }
-  return removed;
+  return out;
+}
+
+/** Entries on our VTEP that are not ours, from the last read of the kernel. */
+export interface Foreign {
+  /** Permanent FDB entries not in our record, as "MAC dst". */
+  fdb: Set<string>;
+  /** Permanent neighbours without our mark (and not in our record): IP → MAC. */
+  neighbours: Map<string, string>;
+  /** IPs with a neighbour entry the kernel made (not permanent): replaced when wanted. */
+  transient: Set<string>;
+}
+
+export function emptyForeign(): Foreign {
+  return { fdb: new Set(), neighbours: new Map(), transient: new Set() };
 }
 
 export interface ApplyResult {
   applied: Applied;
   errors: string[];
   counts: { fdbAdded: number; fdbRemoved: number; neighboursSet: number; neighboursRemoved: number };
+  /** Wanted entries left alone because an entry not made by cattle-net holds the key, one line each. */
+  conflicts: string[];
+  /** Neighbours refused as existing (EEXIST) though unknown to the last read: the kernel must be read again. */
+  unknown: number;
 }
 
 function ignoreMissing(fn: () => void): void {
@@ -185,10 +244,12 @@ function ignoreMissing(fn: () => void): void {
  * the kernel now as far as the agent knows: a failed change keeps the old view
  * for that key (tried again at the next reconcile).
  */
-export function applyChanges(rt: Rtnetlink, index: number, view: Applied, c: Changes): ApplyResult {
-  const fdb = new Map(view.fdb);
-  const neighbours = new Map(view.neighbours);
+export function applyChanges(rt: Rtnetlink, index: number, view: Applied, c: Changes, foreign: Foreign = emptyForeign()): ApplyResult {
+  // Changed in place: a copy of 10,000 entries per pass is garbage the agent's heap grows for.
+  const { fdb, neighbours } = view;
   const errors: string[] = [];
+  const conflicts: string[] = [];
+  let unknown = 0;
   const counts = { fdbAdded: 0, fdbRemoved: 0, neighboursSet: 0, neighboursRemoved: 0 };
   const attempt = (what: string, fn: () => void): boolean => {
     try {
@@ -214,6 +275,10 @@ export function applyChanges(rt: Rtnetlink, index: number, view: Applied, c: Cha
     }
   }
   for (const [ip, mac] of c.fdb.put) {
+    if (foreign.fdb.has(`${mac} ${ip}`)) {
+      conflicts.push(`fdb ${mac} dst ${ip} exists, not made by cattle-net: left as it is`);
+      continue;
+    }
     // As rancher/vxlan: `bridge fdb append <peer VTEP MAC> dev vtep<VNI> dst <agent IP> self permanent`.
     const old = fdb.get(ip);
     if (old !== undefined && old !== mac) attempt(`remove fdb ${old} dst ${ip}`, () => ignoreMissing(() => rt.delFdb(index, { mac: old, dst: ip })));
@@ -223,34 +288,79 @@ export function applyChanges(rt: Rtnetlink, index: number, view: Applied, c: Cha
     }
   }
   for (const [ip, mac] of c.neighbours.put) {
-    // `ip neigh replace <ip> lladdr <peer VTEP MAC> dev vtep<VNI> nud permanent`
-    if (attempt(`set neighbour ${ip}`, () => rt.replaceNeighbour(index, { dst: ip, mac, state: NUD_PERMANENT }))) {
+    const held = foreign.neighbours.get(ip);
+    if (held !== undefined) {
+      conflicts.push(`neighbour ${ip} (lladdr ${held}) exists, not made by cattle-net: left as it is`);
+      continue;
+    }
+    // `ip neigh add|replace <ip> lladdr <peer VTEP MAC> dev vtep<VNI> nud permanent proto 0xce`: replace
+    // only our own (or one the kernel made); a new one is added, so that one made by someone else since
+    // the last read is refused (EEXIST) rather than overwritten.
+    const spec = { dst: ip, mac, state: NUD_PERMANENT, protocol: NEIGH_PROTO_CATTLE_NET };
+    const ours = neighbours.has(ip) || foreign.transient.has(ip);
+    let exists = false;
+    const ok = attempt(`set neighbour ${ip}`, () => {
+      if (ours) {
+        rt.replaceNeighbour(index, spec);
+        return;
+      }
+      try {
+        rt.addNeighbour(index, spec);
+      } catch (e) {
+        if (!isErrno(e, 'EEXIST')) throw e;
+        exists = true;
+      }
+    });
+    if (exists) {
+      unknown++;
+    } else if (ok) {
       neighbours.set(ip, mac);
       counts.neighboursSet++;
     }
   }
-  return { applied: { fdb, neighbours }, errors, counts };
+  return { applied: { fdb, neighbours }, errors, counts, conflicts, unknown };
 }
 
 /**
- * The view as the kernel has it (at start and at every resync): every
- * permanent FDB entry with a destination and every permanent neighbour on our
- * VTEP — the VTEP is ours, so all of them are ours, including those a killed
- * agent put without recording them, and those added by hand. The following
- * diff then puts what is missing and removes what is stale. `missing`: entries
- * of the recorded view the kernel lacks (or has otherwise); `extra`: kernel
- * entries the recorded view did not name.
+ * The view as the kernel has it (at start, at every resync, after lost
+ * events): our entries on our VTEP, including those a killed agent put without
+ * recording them (neighbours carry our mark; a new FDB entry is recorded before
+ * it is sent), and apart from them the entries that are not ours (`foreign`,
+ * never changed). With `claimAll` (a VTEP just taken over, e.g. from
+ * rancher/vxlan) every permanent entry is taken as ours. The following diff then
+ * puts what is missing and removes what is stale. `missing`: entries of the
+ * recorded view the kernel lacks (or has otherwise); `extra`: our entries in the
+ * kernel the recorded view did not name.
  */
-export function kernelView(rt: Rtnetlink, index: number, recorded: Applied): { view: Applied; missing: number; extra: number } {
+export function kernelView(rt: Rtnetlink, index: number, recorded: Applied, claimAll = false): { view: Applied; missing: number; extra: number; foreign: Foreign } {
   const out = emptyApplied();
+  const foreign = emptyForeign();
+  // MACs are few (one per peer): one string each instead of one per entry.
+  const macs = new Map<string, string>();
+  const mac = (m: string): string => {
+    const had = macs.get(m);
+    if (had !== undefined) return had;
+    macs.set(m, m);
+    return m;
+  };
   for (const e of rt.fdb(index)) {
     if (e.dst === undefined || e.mac === undefined || !(e.state & NUD_PERMANENT)) continue;
+    if (!claimAll && recorded.fdb.get(e.dst) !== e.mac) {
+      foreign.fdb.add(`${e.mac} ${e.dst}`);
+      continue;
+    }
     // One destination per peer: a second MAC for the same destination is kept as the recorded one, if any.
-    if (!out.fdb.has(e.dst) || recorded.fdb.get(e.dst) === e.mac) out.fdb.set(e.dst, e.mac);
+    if (!out.fdb.has(e.dst) || recorded.fdb.get(e.dst) === e.mac) out.fdb.set(e.dst, mac(e.mac));
   }
   for (const n of rt.neighbours({ index, family: 4 })) {
-    if (n.dst === undefined || n.mac === undefined || !(n.state & NUD_PERMANENT)) continue;
-    out.neighbours.set(n.dst, n.mac);
+    if (n.dst === undefined || n.mac === undefined) continue;
+    if (!(n.state & NUD_PERMANENT)) {
+      foreign.transient.add(n.dst);
+      continue;
+    }
+    const ours = claimAll || n.protocol === NEIGH_PROTO_CATTLE_NET || (n.protocol === undefined && recorded.neighbours.get(n.dst) === n.mac);
+    if (ours) out.neighbours.set(n.dst, mac(n.mac));
+    else foreign.neighbours.set(n.dst, n.mac);
   }
   let missing = 0;
   let extra = 0;
@@ -258,5 +368,5 @@ export function kernelView(rt: Rtnetlink, index: number, recorded: Applied): { v
     for (const [k, mac] of recorded[part]) if (out[part].get(k) !== mac) missing++;
     for (const [k, mac] of out[part]) if (recorded[part].get(k) !== mac) extra++;
   }
-  return { view: out, missing, extra };
+  return { view: out, missing, extra, foreign };
 }

@@ -36,7 +36,7 @@ export async function main(args: string[], plugins?: FastPathPlugins): Promise<n
       case 'status':
         return await statusCommand(parsed.options, parsed.json);
       case 'teardown':
-        return await teardownCommand(parsed.options);
+        return await teardownCommand(parsed.options, parsed.force);
       default:
         return await runCommand(parsed.options, plugins);
     }
@@ -46,7 +46,25 @@ export async function main(args: string[], plugins?: FastPathPlugins): Promise<n
   }
 }
 
+/**
+ * The agent's V8 young generation grows (to 2 × 16 MiB here) with the bursts of a large
+ * reconcile, whose objects mostly live until the pass ends, and stays committed long after.
+ * A fixed young generation (growth factor 1) keeps it at its initial size; what survives is
+ * promoted and collected with the old generation: ~15 MiB less RSS after a reconcile of 200
+ * hosts × 50 containers, the reconcile not measurably slower. V8 reads the factor at every
+ * growth, so setting it here, before the first pass, takes effect (the executable's execArgv
+ * carries no V8 flags). Only for `run`: the one long-lived command.
+ */
+function tuneHeapForAgent(): void {
+  try {
+    process.getBuiltinModule('node:v8').setFlagsFromString('--semi-space-growth-factor=1');
+  } catch {
+    // an engine without the flag: the default growth
+  }
+}
+
 async function runCommand(opts: AgentOptions, plugins: FastPathPlugins | undefined): Promise<number> {
+  tuneHeapForAgent();
   const { Agent, lockHolder, takeLock } = await import('./agent.ts');
   const lock = takeLock(opts.runDir);
   if (!lock) {
@@ -104,21 +122,27 @@ async function statusCommand(opts: AgentOptions, json: boolean): Promise<number>
   return running ? 0 : 3;
 }
 
-async function teardownCommand(opts: AgentOptions): Promise<number> {
+async function teardownCommand(opts: AgentOptions, force: boolean): Promise<number> {
   const { lockHolder, takeLock } = await import('./agent.ts');
   const { removeVteps } = await import('./kernel.ts');
   const { removeFilter } = await import('./filter.ts');
-  const { APPLIED_FILE, STATUS_FILE } = await import('./status.ts');
+  const { APPLIED_FILE, readJson, STATUS_FILE } = await import('./status.ts');
+  const { viewFromJson } = await import('./diff.ts');
   const lock = takeLock(opts.runDir);
   if (!lock) {
     process.stderr.write(`cattle-net: the agent is running (pid ${lockHolder(opts.runDir)}): stop it first (SIGTERM), then tear down\n`);
     return 1;
   }
   try {
+    // The applied view names the entries of earlier versions (without our mark) as ours.
+    const recorded = readJson(path.join(opts.runDir, APPLIED_FILE));
+    const vtep = typeof recorded === 'object' && recorded !== null ? (recorded as { vtep?: unknown }).vtep : undefined;
+    const records = new Map(typeof vtep === 'string' ? [[vtep, viewFromJson(recorded)]] : []);
     const rt = Rtnetlink.open();
     let removed: string[];
+    let kept: string[];
     try {
-      removed = removeVteps(rt);
+      ({ removed, kept } = removeVteps(rt, records, force));
     } finally {
       rt.close();
     }
@@ -140,7 +164,7 @@ async function teardownCommand(opts: AgentOptions): Promise<number> {
         // absent
       }
     }
-    process.stdout.write(`${JSON.stringify({ removed })}\n`);
+    process.stdout.write(`${JSON.stringify(kept.length ? { removed, kept } : { removed })}\n`);
     return 0;
   } finally {
     lock.release({ remove: true });

@@ -32,6 +32,8 @@ export interface AgentStatus {
   lastReconcile?: ReconcileInfo;
   peers: { ip: string; mac: string }[];
   counts: { fdb: number; neighbours: number };
+  /** Permanent entries on the VTEP not made by cattle-net (left as they are), at the last read of the kernel. */
+  foreign?: { fdb: number; neighbours: number };
   filter?: FilterState | { backend: 'off' };
   /** Records skipped (bad agent_ip, bad primary_ip…), from the last applied environment. */
   skipped: string[];
@@ -73,7 +75,7 @@ export function formatStatus(s: AgentStatus, running: boolean): string {
     const c = r.changes;
     lines.push(`last reconcile ${r.at}, ${r.durationMs} ms, ${r.ok ? 'ok' : 'with errors'}${r.verified ? ', verified against the kernel' : ''}: fdb +${c.fdbAdded} -${c.fdbRemoved}, neighbours +${c.neighboursSet} -${c.neighboursRemoved}`);
   }
-  lines.push(`entries: ${s.counts.fdb} fdb, ${s.counts.neighbours} neighbours`);
+  lines.push(`entries: ${s.counts.fdb} fdb, ${s.counts.neighbours} neighbours${s.foreign && s.foreign.fdb + s.foreign.neighbours > 0 ? ` (and ${s.foreign.fdb} fdb, ${s.foreign.neighbours} neighbours not made by cattle-net, left as they are)` : ''}`);
   lines.push(`peers (${s.peers.length}): ${s.peers.map((p) => p.ip).join(', ') || '-'}`);
   if (s.filter) lines.push(`filter: ${s.filter.backend}${'members' in s.filter ? `, ${s.filter.members} members, ${s.filter.dropped ?? '?'} packets dropped` : ''}`);
   for (const e of s.errors) lines.push(`error: ${e}`);

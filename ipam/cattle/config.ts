@@ -19,6 +19,12 @@ type IpamFields = CattleIpamConf;
 export interface IpamRoute {
   dst: string;
   gw?: string;
+  /** CNI 1.1 route attributes, passed through. */
+  mtu?: number;
+  advmss?: number;
+  priority?: number;
+  table?: number;
+  scope?: number;
 }
 
 export interface IpamConfig {
@@ -83,11 +89,14 @@ function strictCidr(text: string): Cidr | undefined {
   }
 }
 
-function checkRoute(r: { dst: string; gw?: string }, i: number): IpamRoute {
+function checkRoute(r: IpamRoute, i: number): IpamRoute {
   if (!strictCidr(r.dst)) fail(`routes[${i}].dst`, `not a CIDR: ${r.dst}`);
-  if (r.gw === undefined || r.gw === '') return { dst: r.dst };
+  // CNI 1.1 route attributes pass through as given (the schema checked their ranges).
+  const out: IpamRoute = { dst: r.dst };
+  for (const k of ['mtu', 'advmss', 'priority', 'table', 'scope'] as const) if (r[k] !== undefined) out[k] = r[k];
+  if (r.gw === undefined || r.gw === '') return out;
   if (!isStrictIp(r.gw)) fail(`routes[${i}].gw`, `not an IP address: ${r.gw}`);
-  return { dst: r.dst, gw: r.gw };
+  return { ...out, gw: r.gw };
 }
 
 function fail(field: string, details: string): never {

@@ -75,14 +75,10 @@ export function buildResult(cfg: IpamConfig, addresses: Cidr[], record?: Contain
     return gateway !== undefined ? { address: formatCidr(a), gateway } : { address: formatCidr(a) };
   });
   const routes: ResultRoute[] = [];
-  for (const r of cfg.routes) {
-    if (r.gw !== undefined) {
-      routes.push({ dst: r.dst, gw: r.gw });
-      continue;
-    }
+  for (const { dst, gw: given, ...attrs } of cfg.routes) {
     // Rancher's routes (e.g. 169.254.169.250/32) leave out gw: they go via the gateway.
-    const gw = gateways.get(r.dst.includes(':') ? 6 : 4);
-    routes.push(gw !== undefined ? { dst: r.dst, gw } : { dst: r.dst });
+    const gw = given ?? gateways.get(dst.includes(':') ? 6 : 4);
+    routes.push(gw !== undefined ? { dst, gw, ...attrs } : { dst, ...attrs });
   }
   const result: Result = { ips };
   if (routes.length) result.routes = routes;

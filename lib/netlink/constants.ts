@@ -123,5 +123,19 @@ export const NTF_OFFLOADED = 0x20;
 export const NTF_STICKY = 0x40;
 export const NTF_ROUTER = 0x80;
 
+/**
+ * NDA_PROTOCOL (who installed a neighbour entry, as rtm_protocol for routes) of the entries
+ * cattle-net makes. The kernel stores it with the entry and reports it in dumps and events, so
+ * the agent can tell its own permanent neighbours from entries made by hand or by another tool
+ * and touch only its own. Any value the kernel does not interpret works (it passes values
+ * above RTPROT_STATIC through as they are); 0xce is none of the kernel uapi's RTPROT_* numbers
+ * nor of iproute2's rt_protos table (0–4, 8–18, 42, 99, 186–189, 192), nor, as far as we
+ * know, used by another CNI or routing daemon (Calico uses 80, BIRD 12, FRR 186–192). The kernel
+ * keeps a neighbour's protocol on an `ip neigh replace` that gives none, so an entry stays
+ * ours when someone changes its address by hand (and is then repaired). VXLAN FDB entries do
+ * not store NDA_PROTOCOL (the driver ignores it): for those the agent's own record decides.
+ */
+export const NEIGH_PROTO_CATTLE_NET = 0xce;
+
 /** The IANA VXLAN port; the kernel's own default (8472) predates it. */
 export const VXLAN_PORT_IANA = 4789;

@@ -13,6 +13,9 @@ export type {
   Link, LinkAttrs,
   Neighbour,   NeighbourSpec, Route, RouteSpec, VethSpec, VxlanInfo, VxlanSpec } from './rtnl.ts';
 
+/** IPv6 address events (RTNLGRP_IPV6_IFADDR, as a legacy group bit). */
+const RTMGRP_IPV6_IFADDR = 0x100;
+
 export interface LinkFilter {
   kind?: string;
   master?: number;
@@ -160,6 +163,46 @@ export class Rtnetlink {
         }
       }
       return this.linkByIndex(index)?.operState === 'up';
+    } finally {
+      events.close();
+    }
+  }
+
+  /**
+   * Wait until no IPv6 address on the link (or none of `cidrs`) is tentative
+   * any more: DAD done, or — an address added with IFA_F_NODAD to a link
+   * without carrier yet — the link ready. By kernel notification, as
+   * waitOperUp. Returns false on timeout or when DAD failed.
+   */
+  waitAddressesSettled(index: number, timeoutMs: number, cidrs?: string[]): boolean {
+    const wanted = (a: m.Address) => a.index === index && a.family === 6 && (!cidrs || cidrs.includes(a.cidr));
+    const unsettled = (a: m.Address) => (a.flags & (m.IFA_F_TENTATIVE | m.IFA_F_DADFAILED)) !== 0;
+    const pending = new Map<string, boolean>();
+    const events = NetlinkSocket.open({ netnsFd: this.netnsFd, groups: RTMGRP_IPV6_IFADDR, recvTimeoutMs: timeoutMs });
+    try {
+      for (const a of this.addresses({ index, family: 6 })) if (wanted(a)) pending.set(a.cidr, unsettled(a));
+      const done = () => ![...pending.values()].some(Boolean);
+      if (done()) return true;
+      const deadline = performance.now() + timeoutMs;
+      while (performance.now() < deadline) {
+        let msgs;
+        try {
+          msgs = events.receive();
+        } catch (e) {
+          if (isErrno(e, 'EAGAIN', 'EWOULDBLOCK')) return false;
+          throw e;
+        }
+        for (const msg of msgs) {
+          if (msg.type !== m.RTM_NEWADDR && msg.type !== m.RTM_DELADDR) continue;
+          const a = m.decodeAddress(msg.payload);
+          if (!wanted(a)) continue;
+          if (msg.type === m.RTM_DELADDR) pending.delete(a.cidr);
+          else if (a.flags & m.IFA_F_DADFAILED) return false;
+          else pending.set(a.cidr, unsettled(a));
+        }
+        if (done()) return true;
+      }
+      return done();
     } finally {
       events.close();
     }

@@ -432,13 +432,15 @@ export interface NeighbourSpec {
   state?: number;
   /** NTF_* flags. */
   flags?: number;
+  /** NDA_PROTOCOL: who made the entry (kept by the kernel, reported in dumps and events). */
+  protocol?: number;
 }
 
 /** RTM_NEWNEIGH / RTM_DELNEIGH body for a neighbour (ARP/ND) entry. */
 export function encodeNeighbour(index: number, n: NeighbourSpec): Buffer {
   return encodeBody(NEIGHBOUR, {
     header: { family: familyOf(ipFamily(n.dst)), index, state: n.state ?? NUD_PERMANENT, flags: n.flags ?? 0 },
-    attrs: { dst: n.dst, lladdr: n.mac },
+    attrs: { dst: n.dst, lladdr: n.mac, protocol: n.protocol },
   });
 }
 
@@ -457,13 +459,15 @@ export interface FdbSpec {
   flags?: number;
   /** NUD_* state; NUD_NOARP | NUD_PERMANENT unless given, which is what bridge(8) sends. */
   state?: number;
+  /** NDA_PROTOCOL (bridge FDB entries keep it; VXLAN devices ignore it). */
+  protocol?: number;
 }
 
 /** RTM_NEWNEIGH / RTM_DELNEIGH body for an FDB entry (AF_BRIDGE). */
 export function encodeFdb(index: number, e: FdbSpec): Buffer {
   return encodeBody(NEIGHBOUR, {
     header: { family: AF_BRIDGE, index, state: e.state ?? (NUD_NOARP | NUD_PERMANENT), flags: e.flags ?? NTF_SELF },
-    attrs: { dst: e.dst, lladdr: e.mac, vlan: e.vlan, port: e.port, vni: e.vni, ifindex: e.remoteIndex },
+    attrs: { dst: e.dst, lladdr: e.mac, vlan: e.vlan, port: e.port, vni: e.vni, ifindex: e.remoteIndex, protocol: e.protocol },
   });
 }
 
@@ -483,6 +487,8 @@ export interface Neighbour {
   port?: number;
   remoteIndex?: number;
   master?: number;
+  /** NDA_PROTOCOL, when the kernel reports one (not for entries made without it). */
+  protocol?: number;
 }
 
 export function decodeNeighbour(payload: Bytes, msg = 'RTM_NEWNEIGH'): Neighbour {
@@ -495,5 +501,6 @@ export function decodeNeighbour(payload: Bytes, msg = 'RTM_NEWNEIGH'): Neighbour
   if (a.port !== undefined) n.port = a.port;
   if (a.ifindex !== undefined) n.remoteIndex = a.ifindex;
   if (a.master !== undefined) n.master = a.master;
+  if (a.protocol !== undefined) n.protocol = a.protocol;
   return n;
 }

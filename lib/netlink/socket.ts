@@ -13,6 +13,8 @@ import {
 
 export const NETLINK_ROUTE = 0;
 export const RTMGRP_LINK = 0x1;
+/** Neighbour and FDB events (RTNLGRP_NEIGH, as a legacy group bit). */
+export const RTMGRP_NEIGH = 0x4;
 
 const RECV_BUFFER = 256 * 1024;
 

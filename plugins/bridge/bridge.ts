@@ -11,7 +11,7 @@ import { hashedVethName, isOwnedBy, type Owner } from '../../lib/hostveth.ts';
 import { type Cidr, containsIp, formatCidr, parseCidr } from '../../lib/ip.ts';
 import { ipamStatus } from '../../lib/ipam.ts';
 import { acquireLock, lockNames, removeIdleLock } from '../../lib/lock.ts';
-import { masqChainName, masqComment, masqPresent, setupMasq, teardownMasq } from '../../lib/masq.ts';
+import { setupSpoofCheck, spoofCheckPresent, teardownSpoofCheck } from '../../lib/macspoof.ts';
 import { ignoreErrno, isErrno } from '../../lib/netlink/errors.ts';
 import { type Link, Rtnetlink } from '../../lib/netlink/rtnetlink.ts';
 import { BRIDGE_VLAN_INFO_PVID, BRIDGE_VLAN_INFO_UNTAGGED, IFF_PROMISC, IFF_UP } from '../../lib/netlink/rtnl.ts';
@@ -21,7 +21,7 @@ import { processIO, runPlugin } from '../../lib/skel.ts';
 import { sysctlSet } from '../../lib/sysctl.ts';
 import { SUITE_VERSION } from '../../lib/version.ts';
 import { addAttachment, checkAttachment, createVethPair, delAttachment, gcAttachments, type VethPlugin } from '../attachment.ts';
-import { checkContainerState, chooseDns, containerSysctls, ipsOf } from '../common.ts';
+import { checkContainerState, chooseDns, containerSysctls, defaultRouteMtu, gcMasquerade, ipsOf, masqueradePresent, routeSpec, setUpMasquerade, tearDownMasquerade, validAttachments } from '../common.ts';
 import { type BridgeConfig, loadBridgeConfig } from './config.ts';
 import { containerRoutes, gatewayFor } from './routes.ts';
 
@@ -29,6 +29,8 @@ const PLUGIN = 'cattle-bridge';
 const BRIDGE_LOCK_PREFIX = 'bridge-';
 /** How long ADD waits for the host veth to come up (kernel notification, not polling). */
 const PORT_UP_TIMEOUT_MS = 2000;
+/** How long ADD waits for IPv6 addresses to leave the tentative state (kernel notification, not polling). */
+const SETTLE_TIMEOUT_MS = 10_000;
 
 /** Host veth name: Rancher's vethr<10 chars of the Docker id> for eth0, else a hash of id+ifname. */
 export function hostVethName(o: Owner): string {
@@ -42,6 +44,7 @@ const steps: VethPlugin<BridgeConfig> = {
   hostVethName: (_conf, owner) => hostVethName(owner),
   prepare(ctx) {
     const { conf, log, host } = ctx;
+    if (!conf.mtu) log.step('detect MTU', () => detectMtu(host, conf));
     const bridge = log.step('ensure bridge', () => ensureBridge(host, conf));
     const veth = log.step('create veth pair', () => createVethPair(ctx, { mtu: conf.mtu || undefined, peerMtu: conf.containerMtu || undefined, peerMac: conf.mac }));
     log.step('attach host veth to bridge', () => attachToBridge(host, veth, bridge, conf));
@@ -53,23 +56,35 @@ const steps: VethPlugin<BridgeConfig> = {
     const contLink = log.step('container side', () => configureContainer(cont, ns, req.ifname, conf, ipam, macHint));
     const bridge = host.linkByName(conf.bridge) ?? fail(`bridge ${conf.bridge} vanished`);
     const gateways = log.step('host side: gateway', () => configureGateway(host, bridge, conf, ipam));
-    if (conf.masquerade) {
-      // Registered first: a setup that fails half-way is undone too (teardown removes only our chain).
-      undo.push('remove masquerade', () => teardownMasq(masqChain(conf, owner)));
-      log.step('masquerade', () => setupMasq(masqChain(conf, owner), masqComment(conf.network, owner.containerId), ipsOf(ipam).map((i) => i.cidr)));
+    if (conf.macspoofchk) {
+      // The pod's MAC is final only now (runtime's, cattle's or the kernel's). Undo first: a half-done setup goes too.
+      undo.push('remove MAC spoof check', () => teardownSpoofCheck(spoofKey(conf, owner)));
+      log.step('MAC spoof check', () => setupSpoofCheck({ ...spoofKey(conf, owner), hostVeth: hostVeth.name }, contLink.mac ?? fail(`${req.ifname} has no MAC`)));
     }
+    if (conf.masquerade) setUpMasquerade(conf, owner, ipsOf(ipam).map((i) => i.cidr), undo, log);
     log.step('wait for port up', () => {
       if (!host.waitOperUp(hostVeth.index, PORT_UP_TIMEOUT_MS)) fail(`bridge port ${hostVeth.name} did not come up`);
     });
     return buildResult(req, conf, host, cont, bridge, hostVeth, contLink, ipam, gateways);
   },
   cleanup(conf, owner) {
-    if (conf.masquerade) teardownMasq(masqChain(conf, owner));
+    if (conf.masquerade) tearDownMasquerade(conf, owner);
+    if (conf.macspoofchk) teardownSpoofCheck(spoofKey(conf, owner));
   },
 };
 
-function masqChain(conf: BridgeConfig, owner: Owner): string {
-  return masqChainName(conf.network, owner.containerId, owner.ifname);
+/** No `mtu`: the default-route interface's, the container's less linkMTUOverhead (as with a configured one). */
+function detectMtu(host: Rtnetlink, conf: BridgeConfig): void {
+  const mtu = defaultRouteMtu(host);
+  if (conf.linkMTUOverhead >= mtu) {
+    throw new CniError(ERR_INVALID_CONFIG, 'invalid configuration field "linkMTUOverhead"', `overhead ${conf.linkMTUOverhead} leaves no MTU of the detected ${mtu}`);
+  }
+  conf.mtu = mtu;
+  conf.containerMtu = mtu - conf.linkMTUOverhead;
+}
+
+function spoofKey(conf: BridgeConfig, owner: Owner) {
+  return { network: conf.network, containerId: owner.containerId, ifname: owner.ifname };
 }
 
 function fail(msg: string): never {
@@ -185,12 +200,14 @@ function ensureBridgeAddress(host: Rtnetlink, br: Link, addr: Cidr, force: boole
     }
     host.delAddress(br.index, a.cidr);
   }
-  ignoreErrno(() => host.addAddress(br.index, want), 'EEXIST');
+  // IPv6: no DAD for an address we own (the gateway), so it is usable at once rather than after 1–2 s.
+  ignoreErrno(() => host.addAddress(br.index, want, { nodad: addr.family === 6 }), 'EEXIST');
 }
 
 function attachToBridge(host: Rtnetlink, veth: Link, bridge: Link, conf: BridgeConfig): void {
   host.setMaster(veth.index, bridge.index);
-  if (conf.hairpinMode) host.setBridgePort(veth.index, { hairpin: true });
+  // One request for both port flags; an isolated port reaches only non-isolated ones (the bridge itself, uplinks).
+  if (conf.hairpinMode || conf.portIsolation) host.setBridgePort(veth.index, { hairpin: conf.hairpinMode || undefined, isolated: conf.portIsolation || undefined });
   if (conf.vlan > 0) {
     host.addBridgeVlan(veth.index, conf.vlan, BRIDGE_VLAN_INFO_PVID | BRIDGE_VLAN_INFO_UNTAGGED);
     // The default VLAN would otherwise still carry the port's traffic.
@@ -206,9 +223,14 @@ function configureContainer(cont: Rtnetlink, ns: Netns, ifname: string, conf: Br
   if (!conf.mac && macHint) cont.setMac(link.index, macHint);
   for (const ip of ipsOf(ipam)) cont.addAddress(link.index, ip.address, { nodad: !conf.enabledad });
   cont.setUp(link.index);
+  // With DAD on, IPv6 addresses are tentative for a while; routes through them and the pod's first
+  // packets would fail. Wait as the reference does (SettleAddresses), by notification.
+  if (conf.enabledad && ipsOf(ipam).some((i) => i.cidr.family === 6) && !cont.waitAddressesSettled(link.index, SETTLE_TIMEOUT_MS)) {
+    fail(`IPv6 addresses of ${ifname} in the container still tentative after ${SETTLE_TIMEOUT_MS} ms (duplicate address detection failed?)`);
+  }
   const bridgeIPv4 = conf.bridgeAddress?.family === 4 ? conf.bridgeAddress.ip : undefined;
   for (const r of containerRoutes(conf, ipam, bridgeIPv4)) {
-    ignoreErrno(() => cont.addRoute({ dst: r.dst, gw: r.gw, oif: link.index }), 'EEXIST');
+    ignoreErrno(() => cont.addRoute(routeSpec(r, link.index)), 'EEXIST');
   }
   return cont.linkByIndex(link.index) ?? link;
 }
@@ -228,6 +250,12 @@ function configureGateway(host: Rtnetlink, bridge: Link, conf: BridgeConfig, ipa
     } finally {
       lock.release();
     }
+  }
+  // A gateway still tentative (a bridge without carrier yet, or one added by an older version with DAD)
+  // would leave the pod without IPv6 for a while after ADD returned: wait until it is usable.
+  const v6 = wanted.filter((a) => a.family === 6).map(formatCidr);
+  if (v6.length && !conf.skipBridgeConfigureIP && !host.waitAddressesSettled(bridge.index, SETTLE_TIMEOUT_MS, v6)) {
+    fail(`IPv6 gateway ${v6.join(', ')} on ${bridge.name} still tentative after ${SETTLE_TIMEOUT_MS} ms (duplicate address detection failed or the bridge has no carrier)`);
   }
   const families = new Set(ipsOf(ipam).map((i) => i.cidr.family));
   if (families.has(4)) sysctlSet('net/ipv4/ip_forward', '1');
@@ -276,11 +304,15 @@ function check(req: CniRequest): Promise<void> {
     const hv = host.linkByName(hostName);
     if (!hv || !isOwnedBy(hv, PLUGIN, owner, conf.network)) throw new CniError(ERR_INTERNAL, `host veth ${hostName} of this attachment not found`);
     if (hv.master !== br.index) throw new CniError(ERR_INTERNAL, `host veth ${hostName} is not attached to ${conf.bridge}`);
+    if (conf.portIsolation && hv.isolated !== true) throw new CniError(ERR_INTERNAL, `bridge port ${hostName} is not isolated (portIsolation)`);
     const cl = cont.linkByName(req.ifname);
     if (!cl || cl.parentIndex !== hv.index) throw new CniError(ERR_INTERNAL, `${req.ifname} in the container is not the peer of ${hostName}`);
     const ifaces = prev.interfaces ?? [];
     checkContainerState(cont, req.ifname, prev, (i) => ifaces[i]?.name === req.ifname && !!ifaces[i]?.sandbox);
-    if (conf.masquerade && !masqPresent(masqChain(conf, owner))) {
+    if (conf.macspoofchk && !spoofCheckPresent({ ...spoofKey(conf, owner), hostVeth: hostName })) {
+      throw new CniError(ERR_INTERNAL, `MAC spoof check of bridge port ${hostName} is missing`);
+    }
+    if (conf.masquerade && !masqueradePresent(conf, owner)) {
       throw new CniError(ERR_INTERNAL, 'masquerade rule for this attachment is missing');
     }
   });
@@ -298,6 +330,7 @@ async function gc(req: CniRequest): Promise<void> {
   const conf = loadBridgeConfig(req);
   await gcAttachments(steps, req, (host, link) => link.master === host.linkByName(conf.bridge)?.index, (errs) => {
     errs.attempt('remove lock files of vanished bridges', () => removeVanishedBridgeLocks());
+    if (conf.masquerade) errs.attempt('remove stale masquerade elements', () => gcMasquerade(conf, validAttachments(req)));
   });
 }
 

@@ -44,6 +44,10 @@ export function loadBridgeConfig(req: CniRequest): BridgeConfig {
     masquerade: f.ipMasq || f.hostNat,
     hasIpam: !!req.config.ipam,
   };
+  if (cfg.vlan > 0 && cfg.isGateway) {
+    throw new CniError(ERR_INVALID_CONFIG, 'vlan cannot be combined with isGateway or isDefaultGateway',
+      `the gateway would have to live in VLAN ${cfg.vlan} (the reference adds a ${cfg.bridge}.${cfg.vlan} veth for it); cattle-bridge does not: route VLAN ${cfg.vlan} through a router on it, or drop "vlan"`);
+  }
   if (!cfg.hasIpam) throw new CniError(ERR_INVALID_CONFIG, 'invalid configuration field "ipam"', 'an ipam section with a type is required');
   if (f.bridgeSubnet !== undefined) cfg.bridgeAddress = bridgeAddressOf(f.bridgeSubnet, f.bridgeIP);
   else if (f.bridgeIP !== undefined) throw new CniError(ERR_INVALID_CONFIG, 'invalid configuration field "bridgeIP"', 'bridgeIP needs bridgeSubnet');

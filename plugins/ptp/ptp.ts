@@ -21,7 +21,7 @@ import { listStates } from '../../lib/state.ts';
 import { interfaceKey, sysctlGet, sysctlSet } from '../../lib/sysctl.ts';
 import { SUITE_VERSION } from '../../lib/version.ts';
 import { addAttachment, type AttachmentState, checkAttachment, createVethPair, delAttachment, gcAttachments, type VethPlugin } from '../attachment.ts';
-import { checkContainerState, chooseDns, containerSysctls } from '../common.ts';
+import { checkContainerState, chooseDns, containerSysctls, defaultRouteMtu, gcMasquerade, masqueradePresent, routeSpec, setUpMasquerade, tearDownMasquerade, validAttachments } from '../common.ts';
 import { loadPtpConfig, type PtpConfig } from './config.ts';
 import { containerRoutes, GATEWAY4, gatewayOf, linkLocalOf, type PodIp, podIps } from './routes.ts';
 
@@ -41,19 +41,24 @@ const steps: VethPlugin<PtpConfig> = {
   hostVethName,
   prepare(ctx) {
     const { conf } = ctx;
+    if (!conf.mtu) conf.mtu = ctx.log.step('detect MTU', () => defaultRouteMtu(ctx.host));
     // Given at creation, the host MAC counts as set (not random): udev leaves it alone.
     return ctx.log.step('create veth pair', () => createVethPair(ctx, { mtu: conf.mtu || undefined, mac: conf.hostVethMac, peerMac: conf.mac }));
   },
   configure(ctx, hostVeth, ipam) {
-    const { req, conf, log, ns, host, cont } = ctx;
+    const { req, conf, log, ns, host, cont, owner, undo } = ctx;
     const ips = podIps(ipam);
     const routes = containerRoutes(conf, ipam, ips);
     log.step('host side', () => configureHostSide(host, hostVeth, conf, ips, log));
+    if (conf.ipMasq) setUpMasquerade(conf, owner, ips.map((i) => i.cidr), undo, log);
     const contLink = log.step('container side', () => configureContainerSide(cont, ns, req.ifname, conf, ips, routes));
     log.step('wait for host veth up', () => {
       if (!host.waitOperUp(hostVeth.index, UP_TIMEOUT_MS)) throw new CniError(ERR_INTERNAL, `host veth ${hostVeth.name} did not come up`);
     });
     return buildResult(req, conf, host, cont, hostVeth, contLink, ipam, ips, routes);
+  },
+  cleanup(conf, owner) {
+    if (conf.ipMasq) tearDownMasquerade(conf, owner);
   },
 };
 
@@ -144,7 +149,7 @@ function configureContainerSide(cont: Rtnetlink, ns: Netns, ifname: string, conf
   cont.setUp(link.index);
   if (families.has(4)) addRouteOnce(cont, { dst: `${GATEWAY4}/32`, oif: link.index, scope: RT_SCOPE_LINK });
   for (const r of routes) {
-    addRouteOnce(cont, { dst: r.dst, gw: r.gw, oif: link.index, mtu: r.mtu, advmss: r.advmss, priority: r.priority });
+    addRouteOnce(cont, routeSpec(r, link.index));
   }
   return cont.linkByIndex(link.index) ?? link;
 }
@@ -194,6 +199,7 @@ function check(req: CniRequest): Promise<void> {
       const gwRoute = cont.routes({ family: 4, oif: cl.index }).some((r) => r.dst === `${GATEWAY4}/32` && !r.gw);
       if (!gwRoute) throw new CniError(ERR_INTERNAL, `route ${GATEWAY4} dev ${req.ifname} scope link missing in the container`);
     }
+    if (conf.ipMasq && !masqueradePresent(conf, owner)) throw new CniError(ERR_INTERNAL, 'masquerade rule for this attachment is missing');
     for (const ip of ips) {
       const dst = `${ip.ip}/${ip.family === 4 ? 32 : 128}`;
       if (!host.routes({ family: ip.family, oif: hv.index }).some((r) => r.dst === dst)) {
@@ -215,7 +221,9 @@ async function gc(req: CniRequest): Promise<void> {
   const conf = loadPtpConfig(req);
   const recorded = () => new Set(listStates<AttachmentState>(PLUGIN).filter((r) => r.key.network === conf.network).map((r) => r.hostVeth));
   let names: Set<string> | undefined;
-  await gcAttachments(steps, req, (_host, link) => (names ??= recorded()).has(link.name));
+  await gcAttachments(steps, req, (_host, link) => (names ??= recorded()).has(link.name), (errs) => {
+    if (conf.ipMasq) errs.attempt('remove stale masquerade elements', () => gcMasquerade(conf, validAttachments(req)));
+  });
 }
 
 async function status(req: CniRequest): Promise<void> {

@@ -66,6 +66,8 @@ export function containerRoutes(conf: Pick<PtpConfig, 'hostVethMac'>, ipam: Resu
     if (r.mtu !== undefined) route.mtu = r.mtu;
     if (r.advmss !== undefined) route.advmss = r.advmss;
     if (r.priority !== undefined) route.priority = r.priority;
+    if (r.table !== undefined) route.table = r.table;
+    if (r.scope !== undefined) route.scope = r.scope;
     routes.push(route);
   }
   return routes;

@@ -136,7 +136,8 @@ test('hairpin, promisc and vlan show on the bridge and its port', (t) => {
   ok(cni('ADD', attach(host, p2, promisc, 'promisc')));
   assert.ok(links(host).find((l) => l.ifname === 'cbrp')!.flags.includes('PROMISC'));
 
-  const vlan = conf({ bridge: 'cbrv', vlan: 42, ipam: hostLocal('10.77.6.0/24') });
+  // A VLAN port has no gateway on the bridge (vlan + isGateway is refused: see below).
+  const vlan = conf({ bridge: 'cbrv', vlan: 42, isGateway: false, ipam: hostLocal('10.77.6.0/24') });
   if (!kernelHasVlanFiltering()) {
     // Some kernels are built without CONFIG_BRIDGE_VLAN_FILTERING: then a clear code-7 error.
     const r = cni('ADD', attach(host, p3, vlan, 'vlan'));
@@ -358,7 +359,7 @@ test('50 ADDs at once on a host without the bridge, then 50 DELs: all succeed, n
 test('conf-examples: each bridge example works', () => {
   const dir = path.join(ROOT, 'conf-examples');
   const host = makeNetns('cbr-host');
-  for (const file of ['10-cattle-bridge.conflist', '20-cattle-bridge-gateway-masq.conflist', '10-rancher.conf']) {
+  for (const file of ['10-cattle-bridge.conflist', '20-cattle-bridge-gateway-masq.conflist', '21-cattle-bridge-dualstack-isolated.conflist', '10-rancher.conf']) {
     const raw = JSON.parse(fs.readFileSync(path.join(dir, file), 'utf8')) as Record<string, unknown>;
     const isList = Array.isArray(raw.plugins);
     const plugin = isList
@@ -378,7 +379,12 @@ test('conf-examples: each bridge example works', () => {
       assert.ok(ping(pod, '10.42.0.1'));
       assert.ok(fs.readFileSync(logFile, 'utf8').includes('"outcome":"ok"'));
     }
+    if (file.startsWith('21-')) {
+      assert.deepEqual((r.json as { dns?: object }).dns, { nameservers: ['10.91.0.1'], search: ['cluster.local'] });
+      assert.deepEqual(nftTables(host).filter((t) => t.includes('cattle')).sort(), ['bridge cattle_cni_macspoof', 'inet cattle_cni_masq']);
+    }
     ok(cni('DEL', { plugin: String(p.type), host, conf: p, containerId: `ex-${file.replace(/[^a-z0-9]/g, '')}`, netns: pod.path, args }));
+    if (file.startsWith('21-')) assert.deepEqual(nftTables(host).filter((t) => t.includes('cattle')), [], 'DEL removed our nftables tables');
     pod.destroy();
   }
   assert.deepEqual(hostVeths(host), []);
@@ -411,6 +417,212 @@ test('logToFile: JSON lines per step; isDebugLevel adds every netlink request; e
   ok(cni('DEL', attach(host, pod, c, 'logged')));
   host.destroy();
   pod.destroy();
+});
+
+test('DNS: the netconf\'s dns wins when it sets anything, else IPAM\'s (as the reference)', () => {
+  const host = makeNetns('cbr-host');
+  const resolv = path.join(dataDir, 'resolv-bridge.conf');
+  fs.writeFileSync(resolv, 'nameserver 10.77.30.53\nsearch ipam.example\n');
+  const netconfDns = { nameservers: ['10.77.30.99'], search: ['conf.example'] };
+  const cases: [string, Record<string, unknown>, object, object | undefined][] = [
+    ['both', { dns: netconfDns }, { resolvConf: resolv }, netconfDns],
+    ['empty-netconf', { dns: { nameservers: [] } }, { resolvConf: resolv }, { nameservers: ['10.77.30.53'], search: ['ipam.example'] }],
+    ['netconf-only', { dns: netconfDns }, {}, netconfDns],
+    ['none', {}, {}, undefined],
+  ];
+  for (const [id, over, ipamExtra, want] of cases) {
+    const pod = makeNetns('cbr-pod');
+    const c = conf({ ...over, ipam: hostLocal('10.77.30.0/24', ipamExtra) });
+    const r = cni('ADD', attach(host, pod, c, `dns-${id}`));
+    ok(r);
+    assert.deepEqual((r.json as { dns?: object }).dns, want, id);
+    ok(cni('DEL', attach(host, pod, c, `dns-${id}`)));
+    pod.destroy();
+  }
+  host.destroy();
+});
+
+test('IPv6: the bridge gateway answers a ping within 200 ms right after ADD (dual-stack, isGateway, fresh bridge)', () => {
+  for (let i = 0; i < 4; i++) {
+    const host = makeNetns('cbr-host');
+    const pod = makeNetns('cbr-pod');
+    const c = conf({ bridge: 'cbr6', ipam: hostLocalRanges(['10.77.31.0/24', 'fd77:31::/64']) });
+    const r = cni('ADD', attach(host, pod, c, `v6gw-${i}`));
+    ok(r);
+    const gw6 = (r.json as { ips: { address: string; gateway?: string }[] }).ips.find((ip) => ip.address.includes(':'))!.gateway!;
+    assert.equal(gw6, 'fd77:31::1');
+    // At once, one echo, 200 ms: neither the gateway nor the pod address may still be tentative.
+    const p = pod.exec('ping', ['-6', '-c', '1', '-W', '0.2', gw6], { allowFail: true });
+    assert.equal(p.status, 0, `ping -6 ${gw6} right after ADD (round ${i}): ${p.stdout}${p.stderr}`);
+    const flags = host.ipJson<{ addr_info: { local: string; tentative?: boolean; nodad?: boolean }[] }[]>('-6', 'addr', 'show', 'dev', 'cbr6')[0]!.addr_info.find((a) => a.local === gw6)!;
+    assert.equal(flags.tentative, undefined);
+    ok(cni('DEL', attach(host, pod, c, `v6gw-${i}`)));
+    host.destroy();
+    pod.destroy();
+  }
+});
+
+test('enabledad: the container\'s IPv6 address has settled (not tentative) when ADD returns', () => {
+  const host = makeNetns('cbr-host');
+  const pod = makeNetns('cbr-pod');
+  const c = conf({ bridge: 'cbr6d', enabledad: true, ipam: hostLocalRanges(['fd77:32::/64']) });
+  const r = cni('ADD', attach(host, pod, c, 'v6dad'));
+  ok(r);
+  const addr = pod.ipJson<{ addr_info: { local: string; scope: string; tentative?: boolean }[] }[]>('-6', 'addr', 'show', 'dev', 'eth0')[0]!.addr_info.find((a) => a.scope === 'global')!;
+  assert.equal(addr.tentative, undefined, JSON.stringify(addr));
+  const gw = (r.json as { ips: { gateway: string }[] }).ips[0]!.gateway;
+  assert.equal(pod.exec('ping', ['-6', '-c', '1', '-W', '0.2', gw], { allowFail: true }).status, 0);
+  ok(cni('DEL', attach(host, pod, c, 'v6dad')));
+  host.destroy();
+  pod.destroy();
+});
+
+test('route attributes (CNI 1.1): mtu, advmss, priority, table, scope applied; CHECK notices a changed one', () => {
+  const host = makeNetns('cbr-host');
+  const pod = makeNetns('cbr-pod');
+  const routes = [
+    { dst: '10.201.0.0/16', mtu: 1300, advmss: 1200, priority: 77 },
+    { dst: '10.202.0.0/16', table: 1234 },
+    { dst: '10.203.0.0/16', gw: '10.77.33.1', scope: 0, priority: 5 },
+  ];
+  // host-local (1.0.0) passes routes as they are; cattle-ipam's fast path gives only addresses: routes from its config.
+  const c = conf({ ipam: { type: 'cattle-ipam', subnetPrefixSize: '/24', routes } }, '1.1.0');
+  const args = 'IgnoreUnknown=1;IPAddress=10.77.33.7/24';
+  const r = cni('ADD', attach(host, pod, c, 'routes', { args }));
+  ok(r);
+  const res = r.json as { routes: Record<string, unknown>[] };
+  assert.deepEqual(res.routes, [
+    { dst: '10.201.0.0/16', gw: '10.77.33.1', mtu: 1300, advmss: 1200, priority: 77 },
+    { dst: '10.202.0.0/16', gw: '10.77.33.1', table: 1234 },
+    { dst: '10.203.0.0/16', gw: '10.77.33.1', scope: 0, priority: 5 },
+  ]);
+  const main = pod.ipJson<{ dst: string; metric?: number; metrics?: { mtu?: number; advmss?: number }[] }[]>('-4', 'route', 'show');
+  const r1 = main.find((x) => x.dst === '10.201.0.0/16')!;
+  assert.equal(r1.metric, 77);
+  assert.deepEqual(r1.metrics, [{ mtu: 1300, advmss: 1200 }]);
+  assert.equal(main.find((x) => x.dst === '10.203.0.0/16')!.metric, 5);
+  assert.ok(!main.some((x) => x.dst === '10.202.0.0/16'), 'the table route is not in main');
+  const t = pod.ipJson<{ dst: string; gateway: string }[]>('-4', 'route', 'show', 'table', '1234');
+  assert.deepEqual(t.map((x) => [x.dst, x.gateway]), [['10.202.0.0/16', '10.77.33.1']]);
+  const withPrev = { ...c, prevResult: r.json };
+  ok(cni('CHECK', attach(host, pod, withPrev, 'routes', { args })));
+  pod.exec('ip', ['route', 'change', '10.201.0.0/16', 'via', '10.77.33.1', 'dev', 'eth0', 'metric', '77', 'mtu', '1400', 'advmss', '1200']);
+  const bad = cni('CHECK', attach(host, pod, withPrev, 'routes', { args }));
+  assert.equal(bad.code, 1);
+  assert.match(`${(bad.json as { msg: string }).msg} ${(bad.json as { details?: string }).details}`, /route 10\.201\.0\.0\/16 via 10\.77\.33\.1 in the container differs.*mtu 1400, expected 1300/);
+  pod.exec('ip', ['route', 'del', '10.202.0.0/16', 'table', '1234']);
+  ok(cni('DEL', attach(host, pod, c, 'routes', { args })));
+  host.destroy();
+  pod.destroy();
+});
+
+test('portIsolation: isolated pods cannot reach each other but reach the gateway; CHECK sees the flag', () => {
+  const host = makeNetns('cbr-host');
+  const [p1, p2] = [makeNetns('cbr-pod'), makeNetns('cbr-pod')];
+  const c = conf({ bridge: 'cbri', portIsolation: true, ipam: hostLocal('10.77.34.0/24') });
+  const r1 = cni('ADD', attach(host, p1, c, 'iso-1'));
+  const r2 = cni('ADD', attach(host, p2, c, 'iso-2'));
+  ok(r1);
+  ok(r2);
+  const ipOf = (r: typeof r1) => (r.json as { ips: { address: string }[] }).ips[0]!.address.split('/')[0]!;
+  for (const id of ['iso-1', 'iso-2']) {
+    const port = links(host).find((l) => l.ifalias === markOf('cattle-bridge', id, 'testnet'))!;
+    assert.equal(port.linkinfo?.info_slave_data?.isolated, true, id);
+  }
+  assert.ok(ping(p1, '10.77.34.1'), 'an isolated pod reaches the gateway');
+  assert.ok(ping(p2, '10.77.34.1'), 'so does the other');
+  assert.ok(!ping(p1, ipOf(r2)), 'isolated pods do not reach each other');
+  ok(cni('CHECK', attach(host, p1, { ...c, prevResult: r1.json }, 'iso-1')));
+  const port1 = links(host).find((l) => l.ifalias === markOf('cattle-bridge', 'iso-1', 'testnet'))!;
+  host.exec('ip', ['link', 'set', 'dev', port1.ifname, 'type', 'bridge_slave', 'isolated', 'off']);
+  const bad = cni('CHECK', attach(host, p1, { ...c, prevResult: r1.json }, 'iso-1'));
+  assert.match((bad.json as { msg: string }).msg, /is not isolated/);
+  for (const [id, p] of [['iso-1', p1], ['iso-2', p2]] as const) ok(cni('DEL', attach(host, p, c, id)));
+  for (const ns of [host, p1, p2]) ns.destroy();
+});
+
+test('vlan with isGateway is a clear code-7 refusal (no per-VLAN gateway); nothing is made', () => {
+  const host = makeNetns('cbr-host');
+  const pod = makeNetns('cbr-pod');
+  for (const over of [{ vlan: 7 }, { vlan: 7, isGateway: false, isDefaultGateway: true }]) {
+    const r = cni('ADD', attach(host, pod, conf({ bridge: 'cbrvg', ...over, ipam: hostLocal('10.77.35.0/24') }), 'vlan-gw'));
+    assert.equal(r.code, 1);
+    const e = r.json as { code: number; msg: string; details: string };
+    assert.equal(e.code, 7);
+    assert.equal(e.msg, 'vlan cannot be combined with isGateway or isDefaultGateway');
+    assert.match(e.details, /cbrvg\.7/);
+  }
+  assert.deepEqual(links(host).map((l) => l.ifname), ['lo']);
+  host.destroy();
+  pod.destroy();
+});
+
+test('mtu absent: the MTU of the default-route interface (less linkMTUOverhead), 1500 without a default route', () => {
+  const host = makeNetns('cbr-host');
+  const [p1, p2] = [makeNetns('cbr-pod'), makeNetns('cbr-pod')];
+  const c = conf({ bridge: 'cbrm', linkMTUOverhead: 50, ipam: hostLocal('10.77.36.0/24') });
+  const r1 = cni('ADD', attach(host, p1, c, 'mtu-none'));
+  ok(r1);
+  assert.equal(links(p1).find((l) => l.ifname === 'eth0')!.mtu, 1450);
+  ok(cni('DEL', attach(host, p1, c, 'mtu-none')));
+  host.exec('ip', ['link', 'del', 'cbrm']);
+  // A lower-metric IPv4 default wins over a higher one and over IPv6's.
+  host.exec('ip', ['link', 'add', 'up9k', 'mtu', '9000', 'type', 'veth', 'peer', 'name', 'up9kp', 'mtu', '9000']);
+  host.exec('ip', ['link', 'add', 'up4k', 'mtu', '4000', 'type', 'veth', 'peer', 'name', 'up4kp', 'mtu', '4000']);
+  for (const d of ['up9k', 'up9kp', 'up4k', 'up4kp']) host.exec('ip', ['link', 'set', d, 'up']);
+  host.exec('ip', ['route', 'add', 'default', 'dev', 'up9k', 'metric', '10']);
+  host.exec('ip', ['route', 'add', 'default', 'dev', 'up4k', 'metric', '20']);
+  host.exec('ip', ['-6', 'route', 'add', 'default', 'dev', 'up4k', 'metric', '1']);
+  const r2 = cni('ADD', attach(host, p2, c, 'mtu-default'));
+  ok(r2);
+  const hv = (r2.json as { interfaces: { name: string }[] }).interfaces[1]!.name;
+  assert.equal(links(p2).find((l) => l.ifname === 'eth0')!.mtu, 8950);
+  assert.equal(links(host).find((l) => l.ifname === hv)!.mtu, 9000);
+  assert.equal(links(host).find((l) => l.ifname === 'cbrm')!.mtu, 9000);
+  assert.ok(ping(p2, '10.77.36.1'));
+  ok(cni('DEL', attach(host, p2, c, 'mtu-default')));
+  for (const ns of [host, p1, p2]) ns.destroy();
+});
+
+function nftTables(ns: TestNetns): string[] {
+  const out = JSON.parse(ns.exec('nft', ['-j', 'list', 'tables']).stdout) as { nftables: { table?: { family: string; name: string } }[] };
+  return out.nftables.flatMap((o) => (o.table ? [`${o.table.family} ${o.table.name}`] : []));
+}
+
+test('macspoofchk: a frame with another source MAC is dropped, the pod\'s own passes; DEL and GC remove exactly theirs', () => {
+  const host = makeNetns('cbr-host');
+  const [p1, p2] = [makeNetns('cbr-pod'), makeNetns('cbr-pod')];
+  // GC is 1.1.0: cattle-ipam's CNI_ARGS fast path speaks it.
+  const c = conf({ bridge: 'cbrsp', macspoofchk: true, ipam: { type: 'cattle-ipam', subnetPrefixSize: '/24' } }, '1.1.0');
+  const a1 = attach(host, p1, c, 'spoof-1', { args: 'IPAddress=10.77.37.5/24' });
+  const a2 = attach(host, p2, c, 'spoof-2', { args: 'IPAddress=10.77.37.6/24' });
+  const r1 = cni('ADD', a1);
+  ok(r1);
+  ok(cni('ADD', a2));
+  const mac1 = links(p1).find((l) => l.ifname === 'eth0')!.address;
+  assert.ok(ping(p1, '10.77.37.1'), 'the pod\'s own MAC passes');
+  ok(cni('CHECK', { ...a1, conf: { ...c, prevResult: r1.json } }));
+  // Spoofed: the pod changes its MAC; the gateway must not hear it (fresh ARP on both sides).
+  p1.exec('ip', ['link', 'set', 'eth0', 'address', '02:00:00:00:be:ef']);
+  p1.exec('ip', ['neigh', 'flush', 'dev', 'eth0']);
+  host.exec('ip', ['neigh', 'flush', 'dev', 'cbrsp']);
+  assert.ok(!ping(p1, '10.77.37.1'), 'a spoofed source MAC is dropped');
+  assert.ok(!ping(p1, '10.77.37.6'), 'also towards the other pod');
+  p1.exec('ip', ['link', 'set', 'eth0', 'address', mac1]);
+  p1.exec('ip', ['neigh', 'flush', 'dev', 'eth0']);
+  assert.ok(ping(p1, '10.77.37.1'), 'the original MAC passes again');
+  assert.ok(ping(p1, '10.77.37.6'));
+  // GC of spoof-2 (not valid any more) leaves spoof-1's chain alone; DEL of the last removes the table.
+  const chains = () => (JSON.parse(host.exec('nft', ['-j', 'list', 'table', 'bridge', 'cattle_cni_macspoof']).stdout) as { nftables: { chain?: { name: string } }[] })
+    .nftables.flatMap((o) => (o.chain ? [o.chain.name] : [])).sort();
+  assert.equal(chains().length, 3, chains().join(','));
+  ok(cni('GC', attach(host, undefined, { ...c, 'cni.dev/valid-attachments': [{ containerID: 'spoof-1', ifname: 'eth0' }] }, 'gc')));
+  assert.equal(chains().length, 2, chains().join(','));
+  ok(cni('CHECK', { ...a1, conf: { ...c, prevResult: r1.json } }));
+  ok(cni('DEL', a1));
+  assert.deepEqual(nftTables(host), []);
+  ok(cni('DEL', a1));
+  for (const ns of [host, p1, p2]) ns.destroy();
 });
 
 test('left nothing behind in the root namespace', () => {

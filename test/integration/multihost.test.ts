@@ -177,7 +177,7 @@ async function until(what: string, cond: () => boolean, timeoutMs = 10_000): Pro
 }
 
 /** Wait for a line of `ip monitor neigh` naming ip on the VTEP (started before the change: an event, not polling). */
-function neighbourEvent(h: Host, ip: string, timeoutMs = 10_000): { ready: Promise<void>; seen: Promise<string> } {
+function neighbourEvent(h: Host, ip: string, timeoutMs = 10_000, match?: RegExp): { ready: Promise<void>; seen: Promise<string> } {
   const child = spawn('ip', ['-n', h.ns.name, 'monitor', 'neigh', 'dev', VTEP], { stdio: ['ignore', 'pipe', 'ignore'] });
   trackPid(child.pid);
   let out = '';
@@ -192,7 +192,7 @@ function neighbourEvent(h: Host, ip: string, timeoutMs = 10_000): { ready: Promi
     }
     child.stdout.on('data', (c: Buffer) => {
       out += c.toString();
-      const line = out.split('\n').find((l) => l.startsWith(`${ip} `));
+      const line = out.split('\n').find((l) => l.startsWith(`${ip} `) && (match === undefined || match.test(l)));
       if (line) finish(undefined, line);
     });
   });
@@ -339,15 +339,59 @@ describe('cattle-net on three hosts', { timeout: 180_000 }, () => {
       runExe('cattle-net', { netns: b.ns, env: hostEnv(b), args: ['status', '--json'] }).json as never;
     const before = neighOf(b).length;
     await stop(b.metadata);
-    await until('B reports metadata unreachable', () => status().state === 'metadata-unreachable');
-    assert.equal(status().metadata.reachable, false);
-    assert.match(status().metadata.lastError ?? '', /cannot reach|closed|ECONNREFUSED/);
-    assert.equal(neighOf(b).length, before, 'entries kept');
-    // The status file may be written before the log line reaches our pipe: wait for the line, as an event.
-    await until('B logs that it keeps the last state', () => /metadata unreachable, keeping the last applied state/.test(b.agent!.stderr()));
-    b.metadata = startMetadata(b);
-    await b.metadata.firstLine;
+    try {
+      await until('B reports metadata unreachable', () => status().state === 'metadata-unreachable');
+      assert.equal(status().metadata.reachable, false);
+      assert.match(status().metadata.lastError ?? '', /cannot reach|closed|ECONNREFUSED/);
+      assert.equal(neighOf(b).length, before, 'entries kept');
+      // The status file may be written before the log line reaches our pipe: wait for the line, as an event.
+      await until('B logs that it keeps the last state', () => /metadata unreachable, keeping the last applied state/.test(b.agent!.stderr()));
+    } finally {
+      // Also when an assertion above failed: the later tests need B's metadata (a failure here once
+      // made "host C removed" time out on B, which never saw the change).
+      b.metadata = startMetadata(b);
+      await b.metadata.firstLine;
+    }
     await until('B reports metadata reachable again', () => status().state === 'running' && status().metadata.reachable, 40_000);
+  });
+
+  it('entries not made by cattle-net on vtep1042 are never touched; one of its own deleted by hand is put back at once (neighbour event)', async () => {
+    const [a, b] = hosts as [Host, Host, Host];
+    const FOREIGN_IP = '10.42.99.1';
+    const FOREIGN_MAC = '0e:00:c0:a8:64:63';
+    const FOREIGN_DST = '192.168.100.99';
+    const foreignThere = (): boolean => neighOf(a).some((n) => n.dst === FOREIGN_IP && n.lladdr === FOREIGN_MAC)
+      && fdbOf(a).some((e) => e.mac === FOREIGN_MAC && e.dst === FOREIGN_DST);
+    a.ns.exec('ip', ['neigh', 'add', FOREIGN_IP, 'lladdr', FOREIGN_MAC, 'dev', VTEP, 'nud', 'permanent']);
+    a.ns.exec('bridge', ['fdb', 'append', FOREIGN_MAC, 'dev', VTEP, 'dst', FOREIGN_DST, 'self', 'permanent']);
+    // Ours carry the mark (NDA_PROTOCOL 0xce, which ip shows as "proto 206"); the hand-made one does not.
+    const b10 = pods.find((p) => p.name === 'b10')!;
+    assert.match(a.ns.exec('ip', ['neigh', 'show', b10.ip, 'dev', VTEP]).stdout, /proto (206|0xce)\b/);
+    assert.doesNotMatch(a.ns.exec('ip', ['neigh', 'show', FOREIGN_IP, 'dev', VTEP]).stdout, /proto/);
+
+    // Repair at once: one of A's neighbours and its FDB entry for B deleted by hand come back as events
+    // (the resync is 60 s away; the deadline only bounds a failure).
+    // (ip monitor first shows the deletion as "<ip> FAILED", then the entry put back.)
+    const back = neighbourEvent(a, b10.ip, 30_000, /lladdr .* PERMANENT/);
+    await back.ready;
+    const m = a.agent!.stderr().length;
+    a.ns.exec('ip', ['neigh', 'del', b10.ip, 'dev', VTEP]);
+    a.ns.exec('bridge', ['fdb', 'del', b.vtepMac, 'dev', VTEP, 'dst', b.agentIp, 'self']);
+    assert.match(await back.seen, new RegExp(`^${b10.ip.replace(/\./g, '\\.')} lladdr ${b.vtepMac} PERMANENT`));
+    await until('A\'s FDB entry for B back', () => fdbOf(a).some((e) => e.mac === b.vtepMac && e.dst === b.agentIp), 30_000);
+    await until('the repair logged', () => /neighbour event \((neighbour|fdb entry) [\d.]+ (deleted|changed)\): version \d+: fdb \+\d+ -0, neighbours \+\d+ -0/.test(a.agent!.stderr().slice(m)), 30_000);
+    assert.ok(ping(pods.find((p) => p.name === 'a10')!.ns, b10.ip), 'a10 → b10 after the repair');
+    assert.ok(foreignThere(), 'the hand-made entries are still there');
+
+    // A full read of the kernel (a restarted agent reads it back): the hand-made entries stay, and are reported.
+    assert.equal(await stop(a.agent), 0);
+    a.agent = startAgent(a);
+    assert.equal((JSON.parse(await a.agent.firstLine) as { ready: boolean }).ready, true);
+    await until('A logs the entries not made by cattle-net', () => /1 fdb and 1 neighbour entries on vtep1042 not made by cattle-net: left as they are/.test(a.agent!.stderr()));
+    assert.ok(foreignThere(), 'the hand-made entries survive a full reconcile');
+    const st = runExe('cattle-net', { netns: a.ns, env: hostEnv(a), args: ['status', '--json'] }).json as { foreign: { fdb: number; neighbours: number }; counts: { fdb: number; neighbours: number } };
+    assert.deepEqual(st.foreign, { fdb: 1, neighbours: 1 });
+    assert.deepEqual(st.counts, { fdb: 2, neighbours: 7 });
   });
 
   it('host C removed (cattle-metadata remove-host): its FDB and neighbour entries vanish from A and B, and the filter drops its VXLAN', async () => {
@@ -360,8 +404,11 @@ describe('cattle-net on three hosts', { timeout: 180_000 }, () => {
     // C's agent is stopped: only A and B act on it.
     editEnvironment('remove-host', '--uuid', c.uuid, '--with-containers');
     for (const h of [a, b]) {
-      await until(`C's entries gone on ${h.key}`, () => !fdbOf(h).some((e) => e.dst === c.agentIp) && !neighOf(h).some((n) => n.dst.startsWith('10.42.3.')));
-      assert.equal(fdbOf(h).filter((e) => e.dst !== undefined).length, 1);
+      await until(`C's entries gone on ${h.key}`, () => !fdbOf(h).some((e) => e.dst === c.agentIp) && !neighOf(h).some((n) => n.dst.startsWith('10.42.3.')), 30_000)
+        .catch((e: Error) => {
+          throw new Error(`${e.message}\nmetadata of ${h.key} running: ${h.metadata?.child.exitCode === null}\nagent of ${h.key}: ${h.agent!.stderr().slice(-1500)}`);
+        });
+      assert.equal(fdbOf(h).filter((e) => e.dst !== undefined && e.mac !== '0e:00:c0:a8:64:63').length, 1, 'one peer left (and on A the hand-made entry)');
     }
     await until('the member set without C', () => !a.ns.exec('nft', ['list', 'set', 'inet', 'cattle_net', 'members']).stdout.includes(c.agentIp));
     // A pod on C still sends VXLAN to A (C's FDB is unchanged): A drops it and counts it.
@@ -375,6 +422,16 @@ describe('cattle-net on three hosts', { timeout: 180_000 }, () => {
     for (const h of hosts) {
       if (h.agent!.child.exitCode === null) assert.equal(await stop(h.agent), 0);
       assert.equal(h.ns.ipJson<unknown[]>('link', 'show', VTEP).length, 1);
+      if (h.key === 'a') {
+        // The hand-made entries on A's VTEP: teardown removes only its own entries and keeps the device with them.
+        const kept = runExe('cattle-net', { netns: h.ns, env: hostEnv(h), args: ['teardown'] });
+        assert.equal(kept.code, 0, kept.stderr);
+        assert.match((kept.json as { kept: string[] }).kept.join('\n'), /^vtep1042: kept, with 2 entries not made by cattle-net/);
+        assert.deepEqual(neighOf(h).map((n) => n.dst), ['10.42.99.1'], 'only the hand-made neighbour is left');
+        assert.deepEqual(fdbOf(h).filter((e) => e.dst !== undefined).map((e) => `${e.mac} ${e.dst}`), ['0e:00:c0:a8:64:63 192.168.100.99'], 'only the hand-made FDB entry is left');
+        h.ns.exec('ip', ['neigh', 'del', '10.42.99.1', 'dev', VTEP]);
+        h.ns.exec('bridge', ['fdb', 'del', '0e:00:c0:a8:64:63', 'dev', VTEP, 'dst', '192.168.100.99', 'self']);
+      }
       const r = runExe('cattle-net', { netns: h.ns, env: hostEnv(h), args: ['teardown'] });
       assert.equal(r.code, 0, r.stderr);
       assert.ok((r.json as { removed: string[] }).removed.includes(VTEP));

@@ -592,6 +592,79 @@ test('conf-examples: each ptp example works', () => {
   host.destroy();
 });
 
+function nftTables(ns: TestNetns): string[] {
+  const out = JSON.parse(ns.exec('nft', ['-j', 'list', 'tables']).stdout) as { nftables: { table?: { family: string; name: string } }[] };
+  return out.nftables.flatMap((o) => (o.table ? [`${o.table.family} ${o.table.name}`] : []));
+}
+
+test('ipMasq (iptables and nftables backends): the pod reaches an upstream that has no route back; DEL and GC leave nothing', () => {
+  const UPSTREAM = '192.168.252.2';
+  for (const backend of ['nftables', 'iptables'] as const) {
+    const host = makeHost();
+    // Replies come back in on the uplink: it forwards, as on any routed host (ptp turns forwarding on only on its veths).
+    host.exec('sysctl', ['-qw', 'net.ipv4.conf.up0.forwarding=1']);
+    const [p1, p2, p3] = [makeNetns('cptp-pod'), makeNetns('cptp-pod'), makeNetns('cptp-pod')];
+    const plain = conf({ ipam: { type: 'cattle-ipam', subnetPrefixSize: '/24' } }, '1.1.0');
+    const masq = { ...plain, ipMasq: true, ipMasqBackend: backend };
+    ok(cni('ADD', attach(host, p1, plain, `nomasq-${backend}`, { args: 'IPAddress=10.78.40.4/24' })));
+    assert.ok(!ping(p1, UPSTREAM), 'without ipMasq the upstream cannot answer');
+    const r2 = cni('ADD', attach(host, p2, masq, `masq-a-${backend}`, { args: 'IPAddress=10.78.40.5/24' }));
+    ok(r2);
+    ok(cni('ADD', attach(host, p3, masq, `masq-b-${backend}`, { args: 'IPAddress=10.78.40.6/24' })));
+    assert.ok(ping(p2, UPSTREAM), `${backend}: masqueraded`);
+    assert.ok(ping(p3, UPSTREAM), `${backend}: masqueraded`);
+    assert.ok(ping(p2, '10.78.40.6'), 'pod to pod is not masqueraded and still works');
+    ok(cni('CHECK', attach(host, p2, { ...masq, prevResult: r2.json }, `masq-a-${backend}`, { args: 'IPAddress=10.78.40.5/24' })));
+    if (backend === 'nftables') {
+      const table = JSON.parse(host.exec('nft', ['-j', 'list', 'set', 'inet', 'cattle_cni_masq', 'pods4']).stdout) as { nftables: { set?: { elem?: { elem: { val: string } }[] } }[] };
+      const elems = table.nftables.find((o) => o.set)!.set!.elem!.map((e) => e.elem.val).sort();
+      assert.deepEqual(elems, ['10.78.40.5', '10.78.40.6'], 'one table, a set of pod addresses');
+      assert.doesNotMatch(host.exec('iptables', ['-t', 'nat', '-S']).stdout, /CCNI-/);
+    } else {
+      assert.deepEqual(nftTables(host).filter((t) => t.includes('cattle')), []);
+    }
+    // GC: masq-b is not valid any more; masq-a (and the unmasqueraded pod) stay.
+    const valid = [`nomasq-${backend}`, `masq-a-${backend}`].map((id) => ({ containerID: id, ifname: 'eth0' }));
+    ok(cni('GC', attach(host, undefined, { ...masq, 'cni.dev/valid-attachments': valid }, 'gc')));
+    assert.ok(ping(p2, UPSTREAM), 'GC kept the valid pod\'s masquerade');
+    ok(cni('DEL', attach(host, p2, masq, `masq-a-${backend}`, { args: 'IPAddress=10.78.40.5/24' })));
+    ok(cni('DEL', attach(host, p1, plain, `nomasq-${backend}`, { args: 'IPAddress=10.78.40.4/24' })));
+    assert.deepEqual(nftTables(host).filter((t) => t.includes('cattle')), [], 'the table went with its last pod');
+    assert.doesNotMatch(host.exec('iptables', ['-t', 'nat', '-S']).stdout, /CCNI-/);
+    assert.deepEqual(hostVeths(host), []);
+    for (const ns of [host, p1, p2, p3]) ns.destroy();
+  }
+});
+
+test('DNS precedence, route attributes (CNI 1.1) and MTU from the default-route interface, as for the bridge', () => {
+  const host = makeHost();
+  host.exec('ip', ['link', 'set', 'up0', 'mtu', '1420']);
+  const pod = makeNetns('cptp-pod');
+  const routes = [{ dst: '10.210.0.0/16', mtu: 1300, advmss: 1200, priority: 9 }, { dst: '10.211.0.0/16', table: 4321 }];
+  const c = conf({ dns: { nameservers: ['10.78.41.99'] }, ipam: { type: 'cattle-ipam', subnetPrefixSize: '/24', routes } }, '1.1.0');
+  const args = 'IPAddress=10.78.41.5/24';
+  const r = cni('ADD', attach(host, pod, c, 'ptp-attrs', { args }));
+  ok(r);
+  const res = r.json as PtpResult & { dns?: object };
+  assert.deepEqual(res.dns, { nameservers: ['10.78.41.99'] });
+  assert.deepEqual(res.routes.slice(1), [
+    { dst: '10.210.0.0/16', gw: '169.254.1.1', mtu: 1300, advmss: 1200, priority: 9 },
+    { dst: '10.211.0.0/16', gw: '169.254.1.1', table: 4321 },
+  ]);
+  assert.equal(links(pod).find((l) => l.ifname === 'eth0')!.mtu, 1420);
+  assert.equal(res.interfaces[1]!.mtu, 1420);
+  const r1 = pod.ipJson<{ dst: string; metric?: number; metrics?: object[] }[]>('-4', 'route', 'show').find((x) => x.dst === '10.210.0.0/16')!;
+  assert.deepEqual([r1.metric, r1.metrics], [9, [{ mtu: 1300, advmss: 1200 }]]);
+  assert.equal(pod.ipJson<{ dst: string }[]>('-4', 'route', 'show', 'table', '4321')[0]!.dst, '10.211.0.0/16');
+  ok(cni('CHECK', attach(host, pod, { ...c, prevResult: r.json }, 'ptp-attrs', { args })));
+  pod.exec('ip', ['route', 'del', '10.211.0.0/16', 'table', '4321']);
+  const bad = cni('CHECK', attach(host, pod, { ...c, prevResult: r.json }, 'ptp-attrs', { args }));
+  assert.match((bad.json as { msg: string }).msg, /route 10\.211\.0\.0\/16 via 169\.254\.1\.1 table 4321 missing/);
+  ok(cni('DEL', attach(host, pod, c, 'ptp-attrs', { args })));
+  host.destroy();
+  pod.destroy();
+});
+
 test('left nothing behind in the root namespace', () => {
   cleanupAll(); // namespaces of failed tests; what the plugin made in the root netns stays visible
   assert.deepEqual(rootLinkNames(), linksBefore);

@@ -272,3 +272,19 @@ test('FDB of a bridge port: master (NDA_MASTER) and self entries match `bridge -
   const entries = checkFdb('fdb-port');
   assert.ok(entries.some((e) => e.master === idx('br0')) && entries.some((e) => e.flags & m.NTF_SELF));
 });
+
+test('decodeNeighbour reads NDA_PROTOCOL (as `ip neigh` shows "proto 0xce"); absent when the kernel sends none', () => {
+  const hexBytes = (s: string): Buffer => Buffer.from(s.replace(/#.*$/gm, '').replace(/\s+/g, ''), 'hex');
+  const marked = hexBytes(`
+    02 00 0000 05000000 8000 00 01         # AF_INET, ifindex 5, NUD_PERMANENT, type 1
+    0800 0100 0a2a0214                     # NDA_DST 10.42.2.20
+    0a00 0200 0e00c0a8640c 0000            # NDA_LLADDR
+    0800 0400 00000000                     # NDA_PROBES 0
+    0500 0c00 ce 000000                    # NDA_PROTOCOL 0xce`);
+  assert.deepEqual(m.decodeNeighbour(marked), { family: m.AF_INET, index: 5, state: m.NUD_PERMANENT, flags: 0, dst: '10.42.2.20', mac: '0e:00:c0:a8:64:0c', protocol: m.NEIGH_PROTO_CATTLE_NET });
+  const plain = hexBytes(`
+    02 00 0000 05000000 8000 00 01
+    0800 0100 0a2a0214
+    0a00 0200 0e00c0a8640c 0000`);
+  assert.equal(m.decodeNeighbour(plain).protocol, undefined);
+});

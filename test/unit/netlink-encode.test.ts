@@ -226,6 +226,24 @@ test('encodeRoute: IPv6 with priority, prefsrc, advmss, protocol static', () => 
     0c00 0880 0800 0800 14050000                 # RTA_METRICS { RTAX_ADVMSS 1300 }`);
 });
 
+test('encodeRoute: a CNI 1.1 route — RTAX_MTU and RTAX_ADVMSS in one RTA_METRICS, RTA_PRIORITY, table < 256 in the header, explicit scope', () => {
+  golden(m.encodeRoute({ dst: '10.201.0.0/16', gw: '10.77.33.1', oif: 3, mtu: 1300, advmss: 1200, priority: 77, table: 100, scope: m.RT_SCOPE_UNIVERSE }), `
+    02 10 00 00 64 03 00 01 00000000       # AF_INET /16, rtm_table 100, boot, scope universe, unicast
+    0800 0100 0ac90000                     # RTA_DST 10.201.0.0
+    0800 0400 03000000                     # RTA_OIF 3
+    0800 0500 0a4d2101                     # RTA_GATEWAY 10.77.33.1
+    0800 0600 4d000000                     # RTA_PRIORITY 77
+    1400 0880                              # RTA_METRICS (nested), 20 bytes
+      0800 0200 14050000                   #   RTAX_MTU 1300
+      0800 0800 b0040000                   #   RTAX_ADVMSS 1200`);
+  // scope given without a gateway: it wins over the on-link default (link); table 1234 needs RTA_TABLE.
+  golden(m.encodeRoute({ dst: '10.202.0.0/16', oif: 3, scope: m.RT_SCOPE_HOST, table: 1234 }), `
+    02 10 00 00 00 03 fe 01 00000000       # rtm_table 0 (RTA_TABLE carries it), scope host
+    0800 0100 0aca0000
+    0800 0400 03000000
+    0800 0f00 d2040000                     # RTA_TABLE 1234`);
+});
+
 test('encodeGetRoute: family; kernel-side table and oif filters as attributes', () => {
   golden(m.encodeGetRoute(m.AF_INET6), '0a 00 00 00 00 00 00 00 00000000');
   golden(m.encodeGetRoute(m.AF_INET, m.RT_TABLE_MAIN), `
@@ -289,4 +307,18 @@ test('encodeFdb: remote port (network order), VNI, underlay ifindex; a bridge (m
     07 00 0000 05000000 4200 04 00         # NUD_NOARP|NUD_REACHABLE ("static"), NTF_MASTER
     0a00 0200 02000000 0e09 0000
     0600 0500 2a00 0000                    # NDA_VLAN 42`);
+});
+
+test('encodeNeighbour and encodeFdb with NDA_PROTOCOL (u8, type 12): cattle-net\'s mark on its entries', () => {
+  assert.equal(m.NEIGH_PROTO_CATTLE_NET, 0xce);
+  golden(m.encodeNeighbour(8, { dst: '10.42.2.20', mac: '0e:00:c0:a8:64:0c', protocol: m.NEIGH_PROTO_CATTLE_NET }), `
+    02 00 0000 08000000 8000 00 00         # AF_INET, ifindex 8, NUD_PERMANENT
+    0800 0100 0a2a0214                     # NDA_DST 10.42.2.20
+    0a00 0200 0e00c0a8640c 0000            # NDA_LLADDR 0e:00:c0:a8:64:0c
+    0500 0c00 ce 000000                    # NDA_PROTOCOL 0xce, padded to 4`);
+  golden(m.encodeFdb(8, { mac: '0e:00:c0:a8:64:0c', dst: '192.168.100.12', protocol: 0xce }), `
+    07 00 0000 08000000 c000 02 00         # AF_BRIDGE, NUD_NOARP|NUD_PERMANENT, NTF_SELF
+    0800 0100 c0a8640c                     # NDA_DST
+    0a00 0200 0e00c0a8640c 0000            # NDA_LLADDR
+    0500 0c00 ce 000000                    # NDA_PROTOCOL`);
 });

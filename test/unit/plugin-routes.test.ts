@@ -60,3 +60,15 @@ test('ptp: pod addresses are narrowed to host prefixes; routes go via the gatewa
   assert.deepEqual(ptpRoutes(conf, dual, podIps(dual)).map((r) => r.dst), ['0.0.0.0/0', '::/0']);
   assert.deepEqual(podIps(dual).map((i) => i.host), ['10.42.0.5/32', 'fd00::5/128']);
 });
+
+test('DNS precedence (as the reference): the netconf\'s dns when it sets anything, else IPAM\'s', async () => {
+  const { chooseDns } = await import('../../plugins/common.ts');
+  const req = (dns?: object) => ({ config: { cniVersion: '1.0.0', name: 'n', type: 't', dns } }) as unknown as Parameters<typeof chooseDns>[0];
+  const ipam = { ips: [], dns: { nameservers: ['10.0.0.53'] } };
+  assert.deepEqual(chooseDns(req({ nameservers: ['1.1.1.1'] }), ipam), { nameservers: ['1.1.1.1'] });
+  assert.deepEqual(chooseDns(req({ domain: 'conf.example' }), ipam), { domain: 'conf.example' });
+  assert.deepEqual(chooseDns(req({ nameservers: [], search: [] }), ipam), { nameservers: ['10.0.0.53'] });
+  assert.deepEqual(chooseDns(req(), ipam), { nameservers: ['10.0.0.53'] });
+  assert.equal(chooseDns(req({}), { ips: [] }), undefined);
+  assert.equal(chooseDns(req(), { ips: [], dns: {} }), undefined);
+});
