@@ -218,6 +218,7 @@ async function mainBench(): Promise<void> {
   for (const [file, fn, title] of [
     ['bench-ptp.ts', 'benchPtp', 'Proxy-ARP point-to-point (cattle-ptp vs /usr/lib/cni/ptp, both with host-local)'],
     ['bench-ipam.ts', 'benchIpam', 'IPAM: time to IP when the record appears 300 ms after ADD started'],
+    ['bench-fastpath.ts', 'benchFastpath', 'Fast path: the plugins through a cattle-net agent (metadata unreachable, no overlay) vs standalone vs the reference'],
     ['bench-multihost.ts', 'benchMultihost', 'Multi-host: cattle-net VXLAN overlay on simulated hosts (netns on an underlay bridge)'],
   ] as const) {
     if (only && !file.includes(only)) continue;
