@@ -16,3 +16,8 @@ export function stopInheriting(fd: number): void {
 export function childStdio<T>(stdio: [T, T, T]): (T | number)[] {
   return [...stdio, ...inherited];
 }
+
+/** The inherited descriptors, in order (they become fd 3, 4, … in the child). */
+export function inheritedFds(): number[] {
+  return [...inherited];
+}

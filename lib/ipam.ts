@@ -4,11 +4,12 @@
 // this executable, it is called in-process instead: no second Node start.
 import path from 'node:path';
 
-import { childStdio } from './children.ts';
+import { inheritedFds } from './children.ts';
 import { CniError, ERR_INTERNAL, ERR_INVALID_CONFIG } from './cni/errors.ts';
 import { parseResult, type Result } from './cni/result.ts';
 import { findInPath } from './plugin-path.ts';
 import type { CniRequest, PluginCommand, PluginSpec } from './skel.ts';
+import { runPiped } from './spawn.ts';
 
 /** How deep delegates may nest (a plugin → its IPAM → …): a cycle stops here, not in a fork bomb. */
 export const MAX_DELEGATION_DEPTH = 3;
@@ -104,32 +105,16 @@ async function callInProcess(spec: PluginSpec, command: PluginCommand, req: CniR
 }
 
 /** Execute the delegate without blocking, so the caller can do kernel work meanwhile. */
-function execIpam(file: string, command: PluginCommand, req: CniRequest): Promise<Result | undefined> {
+async function execIpam(file: string, command: PluginCommand, req: CniRequest): Promise<Result | undefined> {
   const name = path.basename(file);
-  // child_process is loaded only when a delegate is really executed.
-  const { spawn } = process.getBuiltinModule('node:child_process');
-  return new Promise((resolve, reject) => {
-    const child = spawn(file, [], {
-      env: { ...req.env, CNI_COMMAND: command, [DEPTH_ENV]: String(delegationDepth(req) + 1) },
-      // stderr is the plugin's log: pass it through, as the spec says.
-      stdio: childStdio(['pipe', 'pipe', 'inherit']),
-    });
-    const chunks: Buffer[] = [];
-    child.stdout!.on('data', (d: Buffer) => chunks.push(d));
-    child.on('error', (e) => reject(new CniError(ERR_INTERNAL, `cannot run IPAM plugin ${name}: ${e.message}`)));
-    child.stdin!.on('error', () => {
-      // a delegate that exits without reading stdin is judged by its exit status
-    });
-    child.stdin!.end(req.stdin);
-    child.on('close', (status, signal) => {
-      const out = Buffer.concat(chunks).toString('utf8').trim();
-      try {
-        resolve(delegateOutcome(name, command, req, out, status, signal));
-      } catch (e) {
-        reject(e);
-      }
-    });
-  });
+  let run;
+  try {
+    // Our lock travels with it (lib/children.ts): an orphaned delegate still holds it.
+    run = await runPiped(file, { ...req.env, CNI_COMMAND: command, [DEPTH_ENV]: String(delegationDepth(req) + 1) }, req.stdin, inheritedFds());
+  } catch (e) {
+    throw new CniError(ERR_INTERNAL, `cannot run IPAM plugin ${name}: ${(e as Error).message}`);
+  }
+  return delegateOutcome(name, command, req, run.stdout.toString('utf8').trim(), run.status, run.signal);
 }
 
 function delegateOutcome(name: string, command: PluginCommand, req: CniRequest, out: string, status: number | null, signal: string | null): Result | undefined {

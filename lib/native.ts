@@ -17,6 +17,10 @@ export interface Native {
   peerCredentials(fd: number): [number, number, number];
   /** A blocking unix stream socket connected to path; reads and writes time out after timeoutMs (EAGAIN). */
   unixConnect(path: string, timeoutMs: number): number;
+  /** posix_spawn with stdin and stdout as pipes: [pid, stdin fd, stdout fd]; inheritFds[i] is fd 3+i in the child. */
+  spawnPiped(file: string, argv: string[], envp: string[], inheritFds: number[]): [number, number, number];
+  /** waitpid(pid, WNOHANG): null while it runs, else [exit code, signal number] (-1 where not applicable). */
+  reap(pid: number): [number, number] | null;
 }
 
 export const ADDON_ASSET = 'cattle_native.node';

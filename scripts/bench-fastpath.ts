@@ -165,6 +165,63 @@ function fallbackCost(agent: Agent): { missing: number; stale: number; off: numb
   return { missing: median(t.missing!) - median(t.off!), stale: median(t.stale!) - median(t.off!), off: median(t.off!) };
 }
 
+/**
+ * Where an ADD and a DEL spend their time: the plugin's own per-step debug log
+ * (logToFile + isDebugLevel), medians over a few runs, standalone and in the agent.
+ */
+function stepBreakdown(agent: Agent): BenchRow[] {
+  const runs = Math.min(RUNS, 12);
+  const log = path.join(agent.dir, 'steps.log');
+  const steps: Record<'standalone' | 'fast', Map<string, number[]>> = { standalone: new Map(), fast: new Map() };
+  const walls: Record<'standalone' | 'fast', { ADD: number[]; DEL: number[] }> = { standalone: { ADD: [], DEL: [] }, fast: { ADD: [], DEL: [] } };
+  const ipam = hostLocal('steps');
+  for (let i = 0; i < runs; i++) {
+    for (const m of ['standalone', 'fast'] as const) {
+      const ns = podNetns('ccni-bst');
+      try {
+        fs.rmSync(log, { force: true });
+        const conf = JSON.stringify({ cniVersion: '1.0.0', name: 'steps', type: 'cattle-bridge', bridge: 'cstep0', isGateway: true, ipam, logToFile: log, isDebugLevel: true });
+        const env = envFor(m, agent, { CNI_CONTAINERID: `st-${m}-${i}`, CNI_NETNS: ns.path, CNI_IFNAME: 'eth0' });
+        for (const cmd of ['ADD', 'DEL'] as const) walls[m][cmd].push(timeRun(path.join(BIN, 'cattle-bridge'), [], { ...env, CNI_COMMAND: cmd }, conf).ms);
+        for (const line of fs.readFileSync(log, 'utf8').split('\n').filter(Boolean)) {
+          const r = JSON.parse(line) as { command: string; step: string; op?: string; durationMs: number };
+          if (r.step === 'netlink' && !/^(create|delete) /.test(r.op ?? '')) continue; // the slow kernel requests only
+          const key = `${r.command} ${r.step === 'netlink' ? `kernel: ${r.op!.replace(/ veth\w+| \(peer \w+\)|#\d+/g, '').trim()}` : r.step === 'done' ? 'whole command (in the plugin)' : r.step}`;
+          steps[m].set(key, [...(steps[m].get(key) ?? []), r.durationMs]);
+        }
+      } finally {
+        ns.del();
+      }
+    }
+  }
+  try {
+    sh('ip', ['link', 'del', 'cstep0']);
+  } catch {
+    // not there
+  }
+  const rows: BenchRow[] = [];
+  for (const key of steps.standalone.keys()) {
+    const a = steps.standalone.get(key)!;
+    const f = steps.fast.get(key) ?? [];
+    if (median(a) < 0.3 && (!f.length || median(f) < 0.3)) continue; // the many sub-0.3 ms steps
+    rows.push({ name: key, ours: `standalone ${fmtMs(median(a))}; fast path ${f.length ? fmtMs(median(f)) : '—'}`, reference: '', note: '' });
+  }
+  for (const cmd of ['ADD', 'DEL'] as const) {
+    rows.push({ name: `${cmd} whole process (runtime's view)`, ours: `standalone ${fmtMs(median(walls.standalone[cmd]))}; fast path ${fmtMs(median(walls.fast[cmd]))}`, reference: '', note: 'process start, client, exit: the rest' });
+  }
+  return rows;
+}
+
+export async function benchFastpathSteps(): Promise<BenchRow[]> {
+  fs.mkdirSync(IPAM_ROOT, { recursive: true });
+  const agent = await startAgent();
+  try {
+    return stepBreakdown(agent);
+  } finally {
+    await stopAgent(agent);
+  }
+}
+
 export async function benchFastpath(nodeStartMs?: number): Promise<BenchRow[]> {
   fs.mkdirSync(IPAM_ROOT, { recursive: true });
   const agent = await startAgent();

@@ -219,6 +219,7 @@ async function mainBench(): Promise<void> {
     ['bench-ptp.ts', 'benchPtp', 'Proxy-ARP point-to-point (cattle-ptp vs /usr/lib/cni/ptp, both with host-local)'],
     ['bench-ipam.ts', 'benchIpam', 'IPAM: time to IP when the record appears 300 ms after ADD started'],
     ['bench-fastpath.ts', 'benchFastpath', 'Fast path: the plugins through a cattle-net agent (metadata unreachable, no overlay) vs standalone vs the reference'],
+    ['bench-fastpath.ts', 'benchFastpathSteps', 'Where the time goes: cattle-bridge ADD and DEL (host-local) by step, from its debug log (medians)'],
     ['bench-multihost.ts', 'benchMultihost', 'Multi-host: cattle-net VXLAN overlay on simulated hosts (netns on an underlay bridge)'],
   ] as const) {
     if (only && !file.includes(only)) continue;
