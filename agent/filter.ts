@@ -4,9 +4,9 @@
 // dropped and counted. nftables (table inet cattle_net) where `nft` exists,
 // else an iptables chain. Tools are executed with argv arrays, never a shell;
 // nft scripts go on stdin.
-import fs from 'node:fs';
 import path from 'node:path';
 
+import { findTool } from '../lib/plugin-path.ts';
 import { VXLAN_PORT } from './config.ts';
 
 export const NFT_TABLE = 'cattle_net';
@@ -15,21 +15,6 @@ export const NFT_COUNTER = 'vxlan_dropped';
 export const IPT_CHAIN = 'CATTLE-NET-VXLAN';
 
 export type Backend = 'nft' | 'iptables';
-
-function findTool(name: string): string | undefined {
-  const dirs = [...(process.env.PATH ?? '').split(':'), '/usr/sbin', '/sbin', '/usr/bin', '/bin'];
-  for (const d of dirs) {
-    if (!d) continue;
-    const f = path.join(d, name);
-    try {
-      fs.accessSync(f, fs.constants.X_OK);
-      return f;
-    } catch {
-      // keep looking
-    }
-  }
-  return undefined;
-}
 
 interface RunResult {
   status: number | null;

@@ -2,13 +2,13 @@
 // reference plugins do): POSTROUTING -s <pod> -j <chain>; the chain accepts
 // traffic to the pod's own subnet and masquerades the rest (not multicast).
 // iptables is executed with argv arrays, never through a shell.
-import fs from 'node:fs';
 import path from 'node:path';
 
 import { childStdio } from './children.ts';
 import { hashHex } from './hash.ts';
 import { type Cidr, networkOf } from './ip.ts';
 import { acquireLock } from './lock.ts';
+import { findTool } from './plugin-path.ts';
 
 /** Chain names are limited to 28 characters. */
 export function masqChainName(network: string, containerId: string, ifname: string): string {
@@ -19,19 +19,11 @@ export function masqComment(network: string, containerId: string): string {
   return `cattle-cni name: "${network}" id: "${containerId}"`.slice(0, 255);
 }
 
-export function findTool(name: string): string {
-  const dirs = [...(process.env.PATH ?? '').split(':'), '/usr/sbin', '/sbin', '/usr/bin', '/bin'];
-  for (const d of dirs) {
-    if (!d) continue;
-    const f = path.join(d, name);
-    try {
-      fs.accessSync(f, fs.constants.X_OK);
-      return f;
-    } catch {
-      // keep looking
-    }
-  }
-  throw new Error(`${name} not found in PATH`);
+/** The tool's path, or an error naming it. */
+export function requireTool(name: string): string {
+  const file = findTool(name);
+  if (!file) throw new Error(`${name} not found in PATH`);
+  return file;
 }
 
 /** Run a tool, stdout as text. child_process is loaded on first use: most plugin runs execute nothing. */
@@ -44,7 +36,7 @@ function run(file: string, args: string[], stdio: 'pipe' | 'ignore' = 'pipe'): s
  * and is applied as one transaction. Fails with nft's own message.
  */
 export function nft(args: string[], script?: string): string {
-  const file = findTool('nft');
+  const file = requireTool('nft');
   const argv = script === undefined ? args : [...args, '-f', '-'];
   try {
     return process.getBuiltinModule('node:child_process').execFileSync(file, argv,
@@ -66,7 +58,7 @@ export function nftList(what: string[]): { nftables: Record<string, unknown>[] }
 }
 
 function xtables(family: 4 | 6, args: string[], allowFail = false): string {
-  const tool = findTool(family === 4 ? 'iptables' : 'ip6tables');
+  const tool = requireTool(family === 4 ? 'iptables' : 'ip6tables');
   try {
     return run(tool, ['-w', '5', '-t', 'nat', ...args]);
   } catch (e) {
@@ -98,7 +90,7 @@ export function setupMasq(chain: string, comment: string, addrs: Cidr[]): void {
 
 function ruleExists(family: 4 | 6, rule: string[]): boolean {
   try {
-    run(findTool(family === 4 ? 'iptables' : 'ip6tables'), ['-w', '5', '-t', 'nat', '-C', ...rule], 'ignore');
+    run(requireTool(family === 4 ? 'iptables' : 'ip6tables'), ['-w', '5', '-t', 'nat', '-C', ...rule], 'ignore');
     return true;
   } catch {
     return false;
@@ -167,12 +159,7 @@ export function masqNftComment(k: MasqKey): string {
 }
 
 export function hasTool(name: string): boolean {
-  try {
-    findTool(name);
-    return true;
-  } catch {
-    return false;
-  }
+  return findTool(name) !== undefined;
 }
 
 /** The reference's default: iptables, unless only nft is installed. */

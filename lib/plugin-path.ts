@@ -1,4 +1,5 @@
-// libcni's plugin lookup, shared by the runtime and IPAM delegation.
+// libcni's plugin lookup, shared by the runtime and IPAM delegation; and the
+// lookup of the system tools we execute (nft, iptables).
 import fs from 'node:fs';
 import path from 'node:path';
 
@@ -18,4 +19,19 @@ export function findInPath(type: string, dirs: readonly string[]): string {
     }
   }
   throw new CniError(ERR_INVALID_CONFIG, `failed to find plugin "${type}" in path [${dirs.join(' ')}]`);
+}
+
+/** An executable system tool along PATH, then the usual sbin/bin directories; undefined when none is there. */
+export function findTool(name: string): string | undefined {
+  for (const d of [...(process.env.PATH ?? '').split(':'), '/usr/sbin', '/sbin', '/usr/bin', '/bin']) {
+    if (!d) continue;
+    const f = path.join(d, name);
+    try {
+      fs.accessSync(f, fs.constants.X_OK);
+      return f;
+    } catch {
+      // keep looking
+    }
+  }
+  return undefined;
 }

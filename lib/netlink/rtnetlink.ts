@@ -143,29 +143,12 @@ export class Rtnetlink {
    * than by polling with sleeps. Returns false on timeout.
    */
   waitOperUp(index: number, timeoutMs: number): boolean {
-    // Subscribe first, then look: no change can slip between the two.
-    const events = NetlinkSocket.open({ netnsFd: this.netnsFd, groups: RTMGRP_LINK, recvTimeoutMs: timeoutMs });
-    try {
-      if (this.linkByIndex(index)?.operState === 'up') return true;
-      const deadline = performance.now() + timeoutMs;
-      while (performance.now() < deadline) {
-        let msgs;
-        try {
-          msgs = events.receive();
-        } catch (e) {
-          if (isErrno(e, 'EAGAIN', 'EWOULDBLOCK')) return false;
-          throw e;
-        }
-        for (const msg of msgs) {
-          if (msg.type !== m.RTM_NEWLINK) continue;
-          const link = m.decodeLink(msg.payload);
-          if (link.index === index && link.operState === 'up') return true;
-        }
-      }
-      return this.linkByIndex(index)?.operState === 'up';
-    } finally {
-      events.close();
-    }
+    const up = () => this.linkByIndex(index)?.operState === 'up';
+    return this.waitForEvents(RTMGRP_LINK, timeoutMs, up, (msg) => {
+      if (msg.type !== m.RTM_NEWLINK) return undefined;
+      const link = m.decodeLink(msg.payload);
+      return link.index === index && link.operState === 'up' ? true : undefined;
+    }, up);
   }
 
   /**
@@ -178,11 +161,31 @@ export class Rtnetlink {
     const wanted = (a: m.Address) => a.index === index && a.family === 6 && (!cidrs || cidrs.includes(a.cidr));
     const unsettled = (a: m.Address) => (a.flags & (m.IFA_F_TENTATIVE | m.IFA_F_DADFAILED)) !== 0;
     const pending = new Map<string, boolean>();
-    const events = NetlinkSocket.open({ netnsFd: this.netnsFd, groups: RTMGRP_IPV6_IFADDR, recvTimeoutMs: timeoutMs });
-    try {
+    const done = () => ![...pending.values()].some(Boolean);
+    return this.waitForEvents(RTMGRP_IPV6_IFADDR, timeoutMs, () => {
       for (const a of this.addresses({ index, family: 6 })) if (wanted(a)) pending.set(a.cidr, unsettled(a));
-      const done = () => ![...pending.values()].some(Boolean);
-      if (done()) return true;
+      return done();
+    }, (msg) => {
+      if (msg.type !== m.RTM_NEWADDR && msg.type !== m.RTM_DELADDR) return undefined;
+      const a = m.decodeAddress(msg.payload);
+      if (!wanted(a)) return undefined;
+      if (msg.type === m.RTM_DELADDR) pending.delete(a.cidr);
+      else if (a.flags & m.IFA_F_DADFAILED) return false;
+      else pending.set(a.cidr, unsettled(a));
+      return done() ? true : undefined;
+    }, done);
+  }
+
+  /**
+   * Subscribe to `groups` first, then look (`ready`): no change can slip
+   * between the two. Each event may settle the wait (true/false); at the
+   * deadline, `last` decides.
+   */
+  private waitForEvents(groups: number, timeoutMs: number, ready: () => boolean,
+    onEvent: (msg: { type: number; payload: Buffer }) => boolean | undefined, last: () => boolean): boolean {
+    const events = NetlinkSocket.open({ netnsFd: this.netnsFd, groups, recvTimeoutMs: timeoutMs });
+    try {
+      if (ready()) return true;
       const deadline = performance.now() + timeoutMs;
       while (performance.now() < deadline) {
         let msgs;
@@ -193,16 +196,11 @@ export class Rtnetlink {
           throw e;
         }
         for (const msg of msgs) {
-          if (msg.type !== m.RTM_NEWADDR && msg.type !== m.RTM_DELADDR) continue;
-          const a = m.decodeAddress(msg.payload);
-          if (!wanted(a)) continue;
-          if (msg.type === m.RTM_DELADDR) pending.delete(a.cidr);
-          else if (a.flags & m.IFA_F_DADFAILED) return false;
-          else pending.set(a.cidr, unsettled(a));
+          const settled = onEvent(msg);
+          if (settled !== undefined) return settled;
         }
-        if (done()) return true;
       }
-      return done();
+      return last();
     } finally {
       events.close();
     }

@@ -30,6 +30,7 @@ import { after, before, describe, it, type TestContext } from 'node:test';
 
 import { hashHex } from '../../lib/hash.ts';
 import { baseEnv, BIN, makeNetns, ROOT, rootLinkNames, type TestNetns } from '../helpers/harness.ts';
+import { isStaticElf, which } from '../helpers/system.ts';
 
 const EXAMPLES = path.join(ROOT, 'conf-examples', 'podman');
 const IMAGE = `localhost/cattle-cni-test-busybox:${process.pid}`;
@@ -83,30 +84,6 @@ function startTime(pid: number): string | undefined {
   } catch {
     return undefined;
   }
-}
-
-function which(cmd: string): string | undefined {
-  for (const dir of (process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin').split(':').concat(['/usr/sbin', '/usr/bin', '/sbin', '/bin'])) {
-    const f = path.join(dir, cmd);
-    try {
-      fs.accessSync(f, fs.constants.X_OK);
-      return f;
-    } catch {
-      // next
-    }
-  }
-  return undefined;
-}
-
-/** True when an ELF file has no PT_INTERP (a static busybox runs in an image holding nothing else). */
-function isStaticElf(file: string): boolean {
-  const b = fs.readFileSync(file);
-  if (b.readUInt32BE(0) !== 0x7f454c46 || b[4] !== 2) return false;
-  const phoff = Number(b.readBigUInt64LE(0x20));
-  const phentsize = b.readUInt16LE(0x36);
-  const phnum = b.readUInt16LE(0x38);
-  for (let i = 0; i < phnum; i++) if (b.readUInt32LE(phoff + i * phentsize) === 3) return false;
-  return true;
 }
 
 function haveDeps(): string | undefined {
