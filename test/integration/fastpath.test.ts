@@ -171,8 +171,12 @@ test('agent SIGKILLed during an ADD: code 11, DEL removes what is there, a resta
   fs.writeFileSync(path.join(bin, 'hang-ipam'), `#!/bin/sh\nif [ -e ${hang} ]; then echo $$ > ${started}.tmp; mv ${started}.tmp ${started}; exec sleep 600; fi\nexec /usr/lib/cni/host-local\n`, { mode: 0o755 });
   fs.writeFileSync(hang, '');
   const conf = bridgeConf({ ipam: { ...hostLocal(['10.78.2.0/24']), type: 'hang-ipam' } });
-  let agent = startAgent(BIN, host.name);
-  t.after(() => stopAgent(agent));
+  const first = startAgent(BIN, host.name);
+  let agent = first;
+  t.after(() => {
+    stopAgent(first); // killed below: this removes its directory
+    if (agent !== first) stopAgent(agent);
+  });
   const a: Attach = { ...via(agent.socket, attach('cattle-bridge', host, pod, conf, 'killed')), extraEnv: { CATTLE_CNI_AGENT_SOCKET: agent.socket, CNI_PATH: `${bin}:${CNI_PATH}` } };
   const pending = cniAsync('ADD', { ...a, extraEnv: { ...a.extraEnv } });
   await waitFor(() => fs.existsSync(started), 'the IPAM delegate to start');

@@ -89,8 +89,9 @@ test('sysctl keys: dotted or slashed, interface names with dots', () => {
   assert.equal(sysctlPath(interfaceKey(4, 'eth0.100', 'forwarding')), '/proc/sys/net/ipv4/conf/eth0.100/forwarding');
 });
 
-test('lock: a second process waits until the first releases', () => {
+test('lock: a second process waits until the first releases', (t) => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ccni-lock-'));
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
   const lockTs = JSON.stringify(path.resolve('lib/lock.ts'));
   const mark = (name: string) => JSON.stringify(path.join(dir, name));
   // Events, not delays: A holds the lock until B has said it is about to take it; B may only get it after A released.
@@ -120,7 +121,6 @@ test('lock: a second process waits until the first releases', () => {
   const lines = run.stdout.trim().split('\n').map((l) => l.split(' '));
   assert.deepEqual(lines.map((l) => l[0]), ['A', 'B'], run.stderr);
   assert.ok(BigInt(lines[1]![1]!) >= BigInt(lines[0]![1]!), 'B held the lock only after A released it');
-  fs.rmSync(dir, { recursive: true, force: true });
 });
 
 test('hashHex: stable, hex, well spread over similar inputs', async () => {
