@@ -53,6 +53,20 @@ export class Logger {
     }
   }
 
+  /** step() for an asynchronous step. */
+  async stepAsync<T>(step: string, fn: () => Promise<T>): Promise<T> {
+    if (!this.debug) return fn();
+    const t0 = performance.now();
+    try {
+      const out = await fn();
+      this.write({ step, outcome: 'ok', durationMs: ms(t0) });
+      return out;
+    } catch (e) {
+      this.write({ step, outcome: 'error', durationMs: ms(t0), error: (e as Error).message });
+      throw e;
+    }
+  }
+
   detail(step: string, fields: Record<string, unknown>): void {
     if (this.debug) this.write({ step, ...fields });
   }

@@ -16,7 +16,7 @@ import { isOfNetwork, isOwnedBy, markNames, type Owner, ownerMark, type ParsedMa
 import { checkIpamType, ipamCheck, ipamDel, ipamGc, startIpamAdd } from '../lib/ipam.ts';
 import type { Lock } from '../lib/lock.ts';
 import { Logger } from '../lib/log.ts';
-import { ignoreErrno } from '../lib/netlink/errors.ts';
+import { ignoreErrno, isErrno } from '../lib/netlink/errors.ts';
 import { type Link, Rtnetlink } from '../lib/netlink/rtnetlink.ts';
 import type { Netns } from '../lib/netns.ts';
 import type { CniRequest } from '../lib/skel.ts';
@@ -239,12 +239,18 @@ export async function delAttachment<C extends AttachmentConf>(p: VethPlugin<C>, 
     const ipamDone = ipamDel(req).then(() => undefined, (e: unknown) => e ?? new Error('IPAM DEL failed'));
     const state = loadState<AttachmentState>(key);
     const errs = new Errors(log);
-    errs.attempt('delete veth', () => withHost((host) => {
-      for (const name of new Set([p.hostVethName(conf, owner), ...(state?.hostVeth ? [state.hostVeth] : [])])) {
-        const link = host.linkByName(name);
-        if (link && isAttachmentsLink(link, p.name, owner, conf.network, state)) deleteLinkQuietly(host, link.index);
+    // The deletion itself runs off the event loop: in the agent, other requests go on meanwhile.
+    await errs.attemptAsync('delete veth', async () => {
+      const host = Rtnetlink.open();
+      try {
+        for (const name of new Set([p.hostVethName(conf, owner), ...(state?.hostVeth ? [state.hostVeth] : [])])) {
+          const link = host.linkByName(name);
+          if (link && isAttachmentsLink(link, p.name, owner, conf.network, state)) await deleteLinkInBackgroundQuietly(host, link.index);
+        }
+      } finally {
+        host.close();
       }
-    }));
+    });
     if (p.cleanup) errs.attempt('plugin cleanup', () => p.cleanup!(conf, owner));
     const ipamError = await ipamDone;
     if (ipamError) errs.add('IPAM DEL', ipamError);
@@ -358,6 +364,14 @@ export class Errors {
     }
   }
 
+  async attemptAsync(step: string, fn: () => Promise<void>): Promise<void> {
+    try {
+      await this.log.stepAsync(step, fn);
+    } catch (e) {
+      this.add(step, e);
+    }
+  }
+
   add(step: string, error: unknown): void {
     this.list.push({ step, error });
   }
@@ -382,4 +396,12 @@ function withHost<T>(fn: (host: Rtnetlink) => T): T {
 
 export function deleteLinkQuietly(host: Rtnetlink, index: number): void {
   ignoreErrno(() => host.deleteLink(index), 'ENODEV');
+}
+
+async function deleteLinkInBackgroundQuietly(host: Rtnetlink, index: number): Promise<void> {
+  try {
+    await host.deleteLinkInBackground(index);
+  } catch (e) {
+    if (!isErrno(e, 'ENODEV')) throw e;
+  }
 }

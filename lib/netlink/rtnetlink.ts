@@ -222,6 +222,11 @@ export class Rtnetlink {
     this.sock.request(`delete link #${index}`, m.RTM_DELLINK, 0, m.encodeIfInfo({ index }));
   }
 
+  /** deleteLink on a pool thread (NetlinkSocket.requestInBackground): for DEL, whose veth deletion is the slow part. */
+  deleteLinkInBackground(index: number): Promise<void> {
+    return this.sock.requestInBackground(`delete link #${index}`, m.RTM_DELLINK, m.encodeIfInfo({ index }));
+  }
+
   // ---- addresses ----
 
   addAddress(index: number, cidr: string, opts: { nodad?: boolean; scope?: number } = {}): void {

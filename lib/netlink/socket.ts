@@ -86,6 +86,36 @@ export class NetlinkSocket {
     }
   }
 
+  /**
+   * One request whose kernel work may be long (a veth deletion waits for an
+   * RCU grace period: 10–20 ms here), done on a libuv pool thread: the event
+   * loop stays free, and a process serving many requests (the agent) lets the
+   * kernel overlap several. No other request may use this socket meanwhile.
+   */
+  async requestInBackground(operation: string, type: number, payload: Buffer): Promise<void> {
+    const seq = ++this.seq;
+    const msg = encodeMessage({ type, flags: NLM_F_REQUEST | NLM_F_ACK, seq, pid: 0 }, payload);
+    const trace = netlinkTrace();
+    const t0 = performance.now();
+    try {
+      await new Promise<void>((resolve, reject) => fs.write(this.fd, msg, (e) => (e ? reject(e) : resolve())));
+      for (;;) {
+        const buf = Buffer.allocUnsafe(RECV_BUFFER);
+        const n = await new Promise<number>((resolve, reject) => fs.read(this.fd, buf, 0, buf.length, null, (e, bytes) => (e ? reject(e) : resolve(bytes))));
+        for (const m of parseMessages(buf.subarray(0, n))) {
+          if (m.seq !== seq || m.type !== NLMSG_ERROR) continue;
+          const ack = parseAck(m);
+          if (ack.errno !== 0) throw new NetlinkError(operation, ack.errno, ack.message);
+          trace?.(operation, performance.now() - t0);
+          return;
+        }
+      }
+    } catch (e) {
+      trace?.(operation, performance.now() - t0, e as Error);
+      throw e;
+    }
+  }
+
   /** Read one datagram (blocks, or EAGAIN after the receive timeout). */
   receive(): Message[] {
     const n = fs.readSync(this.fd, this.buf, 0, this.buf.length, null);
