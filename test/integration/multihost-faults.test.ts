@@ -421,9 +421,15 @@ describe('cattle-net under faults, next to a rancher/vxlan host', { timeout: 240
     const [a] = hosts as [Host, Host, Host];
     const ifindex = (): number => a.ns.ipJson<{ ifindex: number }[]>('link', 'show', VTEP)[0]!.ifindex;
     const vtep = (): { mtu: number; address: string; master?: string; linkinfo: { info_data: { id: number } } } => a.ns.ipJson<never[]>('-d', 'link', 'show', VTEP)[0]!;
-    const tamper = async (what: string, batch: string, log: RegExp): Promise<string> => {
+    const tamper = async (what: string, batch: string, log: RegExp, paused = false): Promise<string> => {
       const m = a.agent!.mark();
-      a.ns.exec('ip', ['-batch', '-'], { input: batch });
+      // A swap of several steps is made while the agent is stopped: it would otherwise repair between them.
+      if (paused) process.kill(a.agent!.child.pid!, 'SIGSTOP');
+      try {
+        a.ns.exec('ip', ['-batch', '-'], { input: batch });
+      } finally {
+        if (paused) process.kill(a.agent!.child.pid!, 'SIGCONT');
+      }
       const line = await a.agent!.waitFor(log, what, 10_000, m);
       console.log(`# ${what}: ${line}`);
       const v = vtep();
@@ -438,7 +444,7 @@ describe('cattle-net under faults, next to a rancher/vxlan host', { timeout: 240
     await tamper('master', `link set ${VTEP} nomaster\n`, /link event \((vtep1042|docker0) [a-z]+\): [^\n]*master → docker0/);
     assert.equal(ifindex(), index0, 'MTU, MAC and master set in place');
     await tamper('deleted', `link del ${VTEP}\n`, /link event \((vtep1042|docker0) [a-z]+\): [^\n]*fdb \+2 -0, neighbours \+\d+ -0[^\n]*vtep1042: missing: created/);
-    await tamper('VNI', `link del ${VTEP}\nlink add ${VTEP} type vxlan id 77 dstport 4789\n`, /link event \((vtep1042|docker0) [a-z]+\): [^\n]*taken over \(a vxlan device not made by cattle-net: VNI 77[^\n]*VNI 77: re-created/);
+    await tamper('VNI', `link del ${VTEP}\nlink add ${VTEP} type vxlan id 77 dstport 4789\n`, /link event \((vtep1042|docker0) [a-z]+\): [^\n]*taken over \(a vxlan device not made by cattle-net: VNI 77[^\n]*VNI 77: re-created/, true);
     const failed: string[] = [];
     for (const [from, to] of [['a10', 'b10'], ['b10', 'a10'], ['a30', 'b30'], ['b30', 'a10']] as const) if (!ping(pod(from).ns, pod(to).ip)) failed.push(`${from}→${to}`);
     assert.deepEqual(failed, []);
