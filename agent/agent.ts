@@ -458,10 +458,7 @@ export class Agent {
         backoff = BACKOFF_MIN_MS;
       } catch (e) {
         if (this.stopping) break;
-        this.metadataDown(e, backoff);
-        await this.sleep(backoff);
-        if (this.kickPending !== undefined) await this.repair();
-        backoff = Math.min(BACKOFF_MAX_MS, backoff * 2);
+        backoff = await this.backOff(e, backoff);
         continue;
       }
       if (!this.ready) {
@@ -488,14 +485,19 @@ export class Agent {
         if (this.stopping) break;
       } catch (e) {
         if (this.stopping) break;
-        this.metadataDown(e, backoff);
-        await this.sleep(backoff);
-        if (this.kickPending !== undefined) await this.repair();
-        backoff = Math.min(BACKOFF_MAX_MS, backoff * 2);
+        backoff = await this.backOff(e, backoff);
       }
     }
     this.status.state = 'stopped';
     this.writeStatus();
+  }
+
+  /** Metadata failed: say so, wait (repairing what a link event named meanwhile), return the next pause. */
+  private async backOff(e: unknown, backoff: number): Promise<number> {
+    this.metadataDown(e, backoff);
+    await this.sleep(backoff);
+    if (this.kickPending !== undefined) await this.repair();
+    return Math.min(BACKOFF_MAX_MS, backoff * 2);
   }
 
   close(): void {

@@ -27,6 +27,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 
 import { destroyMultihost, multihost, multihostSteps, type SimState } from './demo-multihost.ts';
+import { inNs, netnsExists, processAlive, runPluginIn, sh, sleepSync } from './sim-hosts.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 const DEFAULT_BIN = process.env.CATTLE_CNI_BIN ?? path.join(ROOT, 'dist', 'bin');
@@ -72,35 +73,6 @@ function usageError(message: string): never {
   process.exit(2);
 }
 
-function sleepSync(ms: number): void {
-  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
-}
-
-function sh(cmd: string, args: string[], input?: string): string {
-  const r = spawnSync(cmd, args, { encoding: 'utf8', input });
-  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')}: ${r.stderr || r.stdout}`);
-  return r.stdout;
-}
-
-function inNs(ns: string, cmd: string, args: string[]): { ok: boolean; out: string } {
-  const r = spawnSync('ip', ['netns', 'exec', ns, cmd, ...args], { encoding: 'utf8', timeout: 10_000 });
-  return { ok: r.status === 0, out: `${r.stdout}${r.stderr}` };
-}
-
-function netnsExists(name: string): boolean {
-  return fs.existsSync(`/var/run/netns/${name}`);
-}
-
-/** Alive and not a zombie (a zombie has exited; only its parent has not reaped it yet). */
-function processAlive(pid: number): boolean {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
-  } catch {
-    return false;
-  }
-}
-
 function stateFile(st: DemoState): string {
   return path.join(st.dir, 'state.json');
 }
@@ -133,14 +105,7 @@ function cni(st: DemoState, cmd: 'ADD' | 'DEL', pod: Pod): { ok: boolean; json: 
     CNI_COMMAND: cmd, CNI_CONTAINERID: pod.id, CNI_NETNS: `/var/run/netns/${pod.netns}`, CNI_IFNAME: 'eth0', CNI_PATH: st.bin,
     CATTLE_CNI_STATE_DIR: path.join(st.dir, 'state'), CATTLE_CNI_LOCK_DIR: path.join(st.dir, 'lock'),
   };
-  const r = spawnSync('ip', ['netns', 'exec', st.host, path.join(st.bin, pod.plugin)], { env, input: JSON.stringify(conf), encoding: 'utf8', timeout: 30_000 });
-  let json: unknown;
-  try {
-    json = r.stdout.trim() ? JSON.parse(r.stdout) : undefined;
-  } catch {
-    json = undefined;
-  }
-  return { ok: r.status === 0, json, raw: `${r.stdout}${r.stderr}`.trim() };
+  return runPluginIn(st.host, path.join(st.bin, pod.plugin), env, conf);
 }
 
 /**

@@ -289,7 +289,12 @@ export function podCni(st: SimState, cmd: 'ADD' | 'DEL', pod: SimPod): CniResult
   const h = hostOf(st, pod.host);
   const conf = pod.plugin === 'cattle-bridge' ? BRIDGE_CONF : PTP_CONF;
   const env = { ...hostEnv(st, h), CNI_COMMAND: cmd, CNI_CONTAINERID: pod.id, CNI_NETNS: `/var/run/netns/${pod.netns}`, CNI_IFNAME: 'eth0', CNI_PATH: st.bin };
-  const r = spawnSync('ip', ['netns', 'exec', h.netns, path.join(st.bin, pod.plugin)], { env, input: JSON.stringify(conf), encoding: 'utf8', timeout: 30_000 });
+  return runPluginIn(h.netns, path.join(st.bin, pod.plugin), env, conf);
+}
+
+/** A plugin run as a runtime runs it, inside a host netns: the outcome, its JSON, its output. */
+export function runPluginIn(netns: string, exe: string, env: Record<string, string>, conf: object): CniResult {
+  const r = spawnSync('ip', ['netns', 'exec', netns, exe], { env, input: JSON.stringify(conf), encoding: 'utf8', timeout: 30_000 });
   let json: unknown;
   try {
     json = r.stdout.trim() ? JSON.parse(r.stdout) : undefined;
