@@ -66,7 +66,7 @@ export async function ipamAdd(req: CniRequest): Promise<Result> {
  * while this process does its kernel work. The promise never rejects; the
  * outcome carries the error.
  */
-export function startIpamAdd(req: CniRequest): Promise<{ result?: Result; error?: unknown }> {
+export function startIpamAdd(req: CniRequest): Promise<IpamOutcome> {
   return ipamAdd(req).then((result) => ({ result }), (error: unknown) => ({ error }));
 }
 
@@ -85,6 +85,60 @@ export async function ipamGc(req: CniRequest): Promise<void> {
 export async function ipamStatus(req: CniRequest): Promise<void> {
   await invokeIpam('STATUS', req);
 }
+
+// ---- one attachment's IPAM, or none ------------------------------------------
+
+/** What IPAM ADD gave: the result, or the error (collected later, so the promise never rejects). */
+export interface IpamOutcome {
+  result?: Result;
+  error?: unknown;
+}
+
+/**
+ * Every IPAM command of one request, as one object: the delegate named by
+ * ipam.type, or none at all (NO_IPAM). A caller holds one and never asks which.
+ */
+export interface Ipam {
+  /** The delegate's type; undefined for none. */
+  readonly type: string | undefined;
+  /** Fail early (code 7) on a type that cannot be run: missing, not an IPAM plugin, nested too deep. */
+  validate(): void;
+  /** ADD, started now and collected later: an executed delegate runs while the caller works. */
+  start(): Promise<IpamOutcome>;
+  del(): Promise<void>;
+  check(): Promise<void>;
+  gc(): Promise<void>;
+  status(): Promise<void>;
+}
+
+/** The IPAM plugin named by the request's ipam.type (in-process for ours, executed otherwise). */
+export function delegatedIpam(req: CniRequest): Ipam {
+  return {
+    get type() {
+      return typeof req.config.ipam?.type === 'string' ? req.config.ipam.type : undefined;
+    },
+    validate: () => checkIpamType(req),
+    start: () => startIpamAdd(req),
+    del: () => ipamDel(req),
+    check: () => ipamCheck(req),
+    gc: () => ipamGc(req),
+    status: () => ipamStatus(req),
+  };
+}
+
+/**
+ * No IPAM (an L2-only network): nothing is allocated, released, checked or
+ * asked, and no plugin ever runs. ADD's outcome carries no result.
+ */
+export const NO_IPAM: Ipam = Object.freeze({
+  type: undefined,
+  validate: () => undefined,
+  start: () => Promise.resolve({}),
+  del: () => Promise.resolve(),
+  check: () => Promise.resolve(),
+  gc: () => Promise.resolve(),
+  status: () => Promise.resolve(),
+});
 
 async function invokeIpam(command: PluginCommand, req: CniRequest): Promise<Result | undefined> {
   const type = ipamType(req);

@@ -8,12 +8,18 @@
 // container id's length. ADD, DEL and GC of one attachment hold its lock, and
 // every child process (IPAM delegate, iptables) inherits it, so a DEL after a
 // killed ADD waits for the ADD's orphans instead of racing them.
+//
+// Addresses come from the IPAM plugin of ipam.type, or — an L2-only network
+// (bridge without an IPAM type) — from nowhere: then the attachment's IPAM is
+// NO_IPAM, which runs nothing on ADD, its undo, DEL, CHECK, GC and STATUS,
+// and ADD's one branch takes the plugin's configureLayer2 instead of waiting
+// for a lease.
 import { inheritInChildren, stopInheriting } from '../lib/children.ts';
 import { prevResultOf } from '../lib/cni/config.ts';
 import { CniError, ERR_INTERNAL } from '../lib/cni/errors.ts';
 import type { Result } from '../lib/cni/result.ts';
 import { isOfNetwork, isOwnedBy, markNames, type Owner, ownerMark, type ParsedMark, parseOwnerMark } from '../lib/hostveth.ts';
-import { checkIpamType, ipamCheck, ipamDel, ipamGc, startIpamAdd } from '../lib/ipam.ts';
+import { delegatedIpam, type Ipam, type IpamOutcome, NO_IPAM } from '../lib/ipam.ts';
 import type { Lock } from '../lib/lock.ts';
 import { Logger } from '../lib/log.ts';
 import { ignoreErrno, isErrno } from '../lib/netlink/errors.ts';
@@ -28,6 +34,8 @@ export interface AttachmentConf {
   network: string;
   logToFile?: string;
   isDebugLevel: boolean;
+  /** Where the pod's addresses come from: the IPAM plugin of ipam.type, or nowhere (an L2-only network). */
+  addressing: 'ipam' | 'none';
 }
 
 /**
@@ -62,12 +70,19 @@ export interface VethPlugin<C extends AttachmentConf> {
   prepare(ctx: AddContext<C>): Link;
   /** Addresses, routes, rules from the IPAM result; returns the CNI result. */
   configure(ctx: AddContext<C>, hostVeth: Link, ipam: Result): Promise<Result> | Result;
+  /** L2-only network (addressing "none"): the pod's interface without any address; returns the CNI result. Without it the plugin needs IPAM. */
+  configureLayer2?(ctx: AddContext<C>, hostVeth: Link): Result;
   /** DEL and GC: remove what the plugin made beyond the veth; must be harmless when none of it exists. */
   cleanup?(conf: C, owner: Owner): void;
 }
 
 export function loggerFor(plugin: string, req: CniRequest, conf: AttachmentConf): Logger {
   return new Logger({ plugin, command: req.command, containerId: req.containerId, ifname: req.ifname }, conf.logToFile, conf.isDebugLevel);
+}
+
+/** The attachment's IPAM: the delegate of ipam.type, or none at all on an L2-only network. */
+export function ipamOf(conf: AttachmentConf, req: CniRequest): Ipam {
+  return conf.addressing === 'none' ? NO_IPAM : delegatedIpam(req);
 }
 
 function keyOf(plugin: string, network: string, o: Owner): AttachmentKey {
@@ -97,7 +112,8 @@ async function holdingAttachment<T>(key: AttachmentKey, fn: () => Promise<T>, re
 
 export async function addAttachment<C extends AttachmentConf>(p: VethPlugin<C>, req: CniRequest): Promise<Result> {
   const conf = p.loadConfig(req);
-  checkIpamType(req);
+  const ipam = ipamOf(conf, req);
+  ipam.validate();
   const log = loggerFor(p.name, req, conf);
   const owner: Owner = { containerId: req.containerId, ifname: req.ifname };
   const key = keyOf(p.name, conf.network, owner);
@@ -109,7 +125,7 @@ export async function addAttachment<C extends AttachmentConf>(p: VethPlugin<C>, 
       // kernel work.
       const state = loadState<AttachmentState>(key);
       const maybeAgain = !!state?.result && state.netns === podNetnsId(req);
-      let ipamOutcome = maybeAgain ? undefined : startIpamAdd(req);
+      let ipamOutcome = maybeAgain ? undefined : ipam.start();
       const host = Rtnetlink.open();
       const cont = Rtnetlink.open({ netnsFd: ns.fd });
       const ctx: AddContext<C> = { plugin: p.name, req, conf, log, ns, host, cont, owner, hostName: p.hostVethName(conf, owner), undo: new UndoStack() };
@@ -119,8 +135,8 @@ export async function addAttachment<C extends AttachmentConf>(p: VethPlugin<C>, 
           log.finish('ok', { reused: true });
           return again;
         }
-        ipamOutcome ??= startIpamAdd(req);
-        const result = await freshAttachment(p, ctx, key, state, ipamOutcome);
+        ipamOutcome ??= ipam.start();
+        const result = await freshAttachment(p, ctx, key, state, ipam, ipamOutcome);
         log.finish('ok', { ips: result.ips?.map((i) => i.address) });
         return result;
       } finally {
@@ -146,12 +162,12 @@ function existingAttachment(ctx: AddContext<AttachmentConf>, state: AttachmentSt
 }
 
 async function freshAttachment<C extends AttachmentConf>(p: VethPlugin<C>, ctx: AddContext<C>, key: AttachmentKey,
-  previous: AttachmentState | undefined, ipamOutcome: Promise<{ result?: Result; error?: unknown }>): Promise<Result> {
+  previous: AttachmentState | undefined, ipam: Ipam, ipamOutcome: Promise<IpamOutcome>): Promise<Result> {
   const { req, log, undo } = ctx;
   const record = (result?: Result) => saveState<AttachmentState>(key, { netns: podNetnsId(req), hostVeth: ctx.hostName, result });
   undo.push('release the IPAM lease', async () => {
     await ipamOutcome;
-    await ipamDel(req);
+    await ipam.del();
   });
   try {
     log.step('remove this attachment\'s leftovers', () => removeLeftovers(ctx, previous));
@@ -164,10 +180,9 @@ async function freshAttachment<C extends AttachmentConf>(p: VethPlugin<C>, ctx: 
     log.step('record the attachment', () => record());
     undo.push('forget the attachment', () => removeState(key));
     const hostVeth = p.prepare(ctx);
-    const { result: ipam, error } = await ipamOutcome;
-    if (!ipam) throw error;
-    requireIps(ipam, String(req.config.ipam?.type));
-    const result = await p.configure(ctx, hostVeth, ipam);
+    const result = ctx.conf.addressing === 'none'
+      ? withoutAddresses(p, ctx, hostVeth)
+      : await withIpamAddresses(p, ctx, hostVeth, ipam, ipamOutcome);
     log.step('record the result', () => record(result));
     undo.commit();
     return result;
@@ -177,6 +192,22 @@ async function freshAttachment<C extends AttachmentConf>(p: VethPlugin<C>, ctx: 
     if (failures.length) log.detail('rollback incomplete', { failures: failures.map((f) => `${f.name}: ${(f.error as Error)?.message}`) });
     throw e;
   }
+}
+
+/** The IPAM path: wait for the lease (it was allocated while the kernel work went on), then addresses, routes, rules from it. */
+async function withIpamAddresses<C extends AttachmentConf>(p: VethPlugin<C>, ctx: AddContext<C>, hostVeth: Link, ipam: Ipam,
+  ipamOutcome: Promise<IpamOutcome>): Promise<Result> {
+  const { result, error } = await ipamOutcome;
+  if (!result) throw error;
+  requireIps(result, String(ipam.type));
+  return p.configure(ctx, hostVeth, result);
+}
+
+/** The L2-only path: no IPAM ran and none is waited for; the pod's interface gets no address. */
+function withoutAddresses<C extends AttachmentConf>(p: VethPlugin<C>, ctx: AddContext<C>, hostVeth: Link): Result {
+  // Unreachable from a valid config: a plugin without an L2 mode never says addressing "none".
+  if (!p.configureLayer2) throw new CniError(ERR_INTERNAL, `${p.name} has no L2-only mode`, 'it needs an ipam section with a type');
+  return p.configureLayer2(ctx, hostVeth);
 }
 
 /**
@@ -236,7 +267,7 @@ export async function delAttachment<C extends AttachmentConf>(p: VethPlugin<C>, 
   const owner: Owner = { containerId: req.containerId, ifname: req.ifname };
   const key = keyOf(p.name, conf.network, owner);
   const errors = await holdingAttachment(key, async () => {
-    const ipamDone = ipamDel(req).then(() => undefined, (e: unknown) => e ?? new Error('IPAM DEL failed'));
+    const ipamDone = ipamOf(conf, req).del().then(() => undefined, (e: unknown) => e ?? new Error('IPAM DEL failed'));
     const state = loadState<AttachmentState>(key);
     const errs = new Errors(log);
     // The deletion itself runs off the event loop: in the agent, other requests go on meanwhile.
@@ -286,7 +317,7 @@ export async function checkAttachment<C extends AttachmentConf>(p: VethPlugin<C>
     cont.close();
     ns.close();
   }
-  await ipamCheck(req);
+  await ipamOf(conf, req).check();
 }
 
 // ---- GC ---------------------------------------------------------------------
@@ -330,7 +361,7 @@ export async function gcAttachments<C extends AttachmentConf>(p: VethPlugin<C>, 
   errs.attempt('remove orphaned state files', () => removeOrphanFiles(p.name));
   extra?.(errs);
   try {
-    await ipamGc(req);
+    await ipamOf(conf, req).gc();
   } catch (e) {
     errs.add('IPAM GC', e);
   }

@@ -22,6 +22,6 @@ node_modules/.bin/node --test --test-concurrency=1 "${files[@]}"
 # The plugin suites once more, each plugin run handed to a cattle-net agent in
 # its host netns (the fast path): both ways must pass.
 if [ -z "${TEST_FILES:-}" ] && [ "$(id -u)" = 0 ]; then
-  echo "test: the bridge and ptp suites again, through the agent's fast path"
-  CATTLE_TEST_FASTPATH=1 node_modules/.bin/node --test --test-concurrency=1 test/integration/bridge.test.ts test/integration/ptp.test.ts
+  echo "test: the bridge (L3 and L2) and ptp suites again, through the agent's fast path"
+  CATTLE_TEST_FASTPATH=1 node_modules/.bin/node --test --test-concurrency=1 test/integration/bridge.test.ts test/integration/bridge-l2.test.ts test/integration/ptp.test.ts
 fi

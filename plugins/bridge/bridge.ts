@@ -1,15 +1,16 @@
 // cattle-bridge (alias rancher-bridge): a veth pair per attachment, the host
 // end on a Linux bridge, the container end in the pod's netns, addresses from
-// IPAM. Reference-bridge behaviour plus Rancher's extensions, without their
-// races (bridge creation under a lock), leaks (rollback on any failure) or
-// DEL failures (best effort, owner-checked).
+// IPAM — or none on an L2-only network (no ipam type), where the container end
+// may even stay down (disableContainerInterface). Reference-bridge behaviour
+// plus Rancher's extensions, without their races (bridge creation under a
+// lock), leaks (rollback on any failure) or DEL failures (best effort,
+// owner-checked).
 import fs from 'node:fs';
 
 import { CniError, ERR_INTERNAL, ERR_INVALID_CONFIG, ERR_NOT_AVAILABLE } from '../../lib/cni/errors.ts';
-import type { Result } from '../../lib/cni/result.ts';
+import type { Result, ResultInterface } from '../../lib/cni/result.ts';
 import { hashedVethName, isOwnedBy, type Owner } from '../../lib/hostveth.ts';
 import { type Cidr, containsIp, formatCidr, parseCidr } from '../../lib/ip.ts';
-import { ipamStatus } from '../../lib/ipam.ts';
 import { acquireLock, lockNames, removeIdleLock } from '../../lib/lock.ts';
 import { setupSpoofCheck, spoofCheckPresent, teardownSpoofCheck } from '../../lib/macspoof.ts';
 import { ignoreErrno, isErrno } from '../../lib/netlink/errors.ts';
@@ -20,7 +21,7 @@ import type { CniRequest, PluginSpec } from '../../lib/skel.ts';
 import { processIO, runPlugin } from '../../lib/skel.ts';
 import { sysctlSet } from '../../lib/sysctl.ts';
 import { SUITE_VERSION } from '../../lib/version.ts';
-import { addAttachment, checkAttachment, createVethPair, delAttachment, gcAttachments, type VethPlugin } from '../attachment.ts';
+import { addAttachment, type AddContext, checkAttachment, createVethPair, delAttachment, gcAttachments, ipamOf, type VethPlugin } from '../attachment.ts';
 import { checkContainerState, chooseDns, containerSysctls, defaultRouteMtu, gcMasquerade, ipsOf, masqueradePresent, routeSpec, setUpMasquerade, tearDownMasquerade, validAttachments } from '../common.ts';
 import { type BridgeConfig, loadBridgeConfig } from './config.ts';
 import { containerRoutes, gatewayFor } from './routes.ts';
@@ -56,16 +57,23 @@ const steps: VethPlugin<BridgeConfig> = {
     const contLink = log.step('container side', () => configureContainer(cont, ns, req.ifname, conf, ipam, macHint));
     const bridge = host.linkByName(conf.bridge) ?? fail(`bridge ${conf.bridge} vanished`);
     const gateways = log.step('host side: gateway', () => configureGateway(host, bridge, conf, ipam));
-    if (conf.macspoofchk) {
-      // The pod's MAC is final only now (runtime's, cattle's or the kernel's). Undo first: a half-done setup goes too.
-      undo.push('remove MAC spoof check', () => teardownSpoofCheck(spoofKey(conf, owner)));
-      log.step('MAC spoof check', () => setupSpoofCheck({ ...spoofKey(conf, owner), hostVeth: hostVeth.name }, contLink.mac ?? fail(`${req.ifname} has no MAC`)));
-    }
+    if (conf.macspoofchk) setUpSpoofCheck(ctx, hostVeth, contLink);
     if (conf.masquerade) setUpMasquerade(conf, owner, ipsOf(ipam).map((i) => i.cidr), undo, log);
-    log.step('wait for port up', () => {
-      if (!host.waitOperUp(hostVeth.index, PORT_UP_TIMEOUT_MS)) fail(`bridge port ${hostVeth.name} did not come up`);
-    });
-    return buildResult(req, conf, host, cont, bridge, hostVeth, contLink, ipam, gateways);
+    log.step('wait for port up', () => waitPortUp(host, hostVeth));
+    return buildResult(req, conf, resultInterfaces(ctx, bridge, hostVeth, contLink), ipam, gateways);
+  },
+  configureLayer2(ctx, hostVeth) {
+    // L2 only: no addresses, routes, sysctls, gateway or masquerade (the reference's layer-2 branch).
+    const { req, conf, log, host, cont } = ctx;
+    const contLink = conf.disableContainerInterface
+      ? log.step('container side: left down (disableContainerInterface)', () => cont.linkByName(req.ifname) ?? fail(`${req.ifname} vanished from the container`))
+      : log.step('container side: up, no address', () => containerUp(cont, req.ifname));
+    const bridge = host.linkByName(conf.bridge) ?? fail(`bridge ${conf.bridge} vanished`);
+    if (conf.macspoofchk) setUpSpoofCheck(ctx, hostVeth, contLink);
+    // A port whose peer is down has no carrier: there is no "up" to wait for.
+    if (!conf.disableContainerInterface) log.step('wait for port up', () => waitPortUp(host, hostVeth));
+    const dns = chooseDns(req, {});
+    return { interfaces: resultInterfaces(ctx, bridge, hostVeth, contLink), ...(dns ? { dns } : {}) };
   },
   cleanup(conf, owner) {
     if (conf.masquerade) tearDownMasquerade(conf, owner);
@@ -81,6 +89,17 @@ function detectMtu(host: Rtnetlink, conf: BridgeConfig): void {
   }
   conf.mtu = mtu;
   conf.containerMtu = mtu - conf.linkMTUOverhead;
+}
+
+/** macspoofchk: the pod's MAC is final only now (runtime's, cattle's or the kernel's). Undo first: a half-done setup goes too. */
+function setUpSpoofCheck(ctx: AddContext<BridgeConfig>, hostVeth: Link, contLink: Link): void {
+  const { conf, owner, undo, log, req } = ctx;
+  undo.push('remove MAC spoof check', () => teardownSpoofCheck(spoofKey(conf, owner)));
+  log.step('MAC spoof check', () => setupSpoofCheck({ ...spoofKey(conf, owner), hostVeth: hostVeth.name }, contLink.mac ?? fail(`${req.ifname} has no MAC`)));
+}
+
+function waitPortUp(host: Rtnetlink, hostVeth: Link): void {
+  if (!host.waitOperUp(hostVeth.index, PORT_UP_TIMEOUT_MS)) fail(`bridge port ${hostVeth.name} did not come up`);
 }
 
 function spoofKey(conf: BridgeConfig, owner: Owner) {
@@ -216,6 +235,13 @@ function attachToBridge(host: Rtnetlink, veth: Link, bridge: Link, conf: BridgeC
   host.setUp(veth.index);
 }
 
+/** L2 only: the container end up, nothing else. */
+function containerUp(cont: Rtnetlink, ifname: string): Link {
+  const link = cont.linkByName(ifname) ?? fail(`${ifname} vanished from the container`);
+  cont.setUp(link.index);
+  return cont.linkByIndex(link.index) ?? link;
+}
+
 function configureContainer(cont: Rtnetlink, ns: Netns, ifname: string, conf: BridgeConfig, ipam: Result, macHint: string | undefined): Link {
   const link = cont.linkByName(ifname)!;
   containerSysctls(ns, ifname, { enableDad: conf.enabledad });
@@ -263,19 +289,23 @@ function configureGateway(host: Rtnetlink, bridge: Link, conf: BridgeConfig, ipa
   return gateways;
 }
 
-function buildResult(req: CniRequest, conf: BridgeConfig, host: Rtnetlink, cont: Rtnetlink, bridge: Link, hostVeth: Link, contLink: Link,
-  ipam: Result, gateways: Map<string, string>): Result {
-  // Re-read MACs: udev may have rewritten them while we worked.
+/** Bridge, host veth, and the container end (index 2, in its sandbox). MACs re-read: udev may have rewritten them while we worked. */
+function resultInterfaces(ctx: AddContext<BridgeConfig>, bridge: Link, hostVeth: Link, contLink: Link): ResultInterface[] {
+  const { host, cont, req } = ctx;
   const br = host.linkByIndex(bridge.index) ?? bridge;
   const hv = host.linkByIndex(hostVeth.index) ?? hostVeth;
   const cl = cont.linkByIndex(contLink.index) ?? contLink;
+  return [
+    { name: br.name, mac: br.mac },
+    { name: hv.name, mac: hv.mac },
+    { name: cl.name, mac: cl.mac, mtu: cl.mtu, sandbox: req.netns },
+  ];
+}
+
+function buildResult(req: CniRequest, conf: BridgeConfig, interfaces: ResultInterface[], ipam: Result, gateways: Map<string, string>): Result {
   const bridgeIPv4 = conf.bridgeAddress?.family === 4 ? conf.bridgeAddress.ip : undefined;
   const result: Result = {
-    interfaces: [
-      { name: br.name, mac: br.mac },
-      { name: hv.name, mac: hv.mac },
-      { name: cl.name, mac: cl.mac, mtu: cl.mtu, sandbox: req.netns },
-    ],
+    interfaces,
     ips: (ipam.ips ?? []).map((ip) => ({ interface: 2, address: ip.address, gateway: conf.isGateway || ip.gateway ? gateways.get(ip.address) : undefined })),
     routes: containerRoutes(conf, ipam, bridgeIPv4),
   };
@@ -307,6 +337,8 @@ function check(req: CniRequest): Promise<void> {
     if (conf.portIsolation && hv.isolated !== true) throw new CniError(ERR_INTERNAL, `bridge port ${hostName} is not isolated (portIsolation)`);
     const cl = cont.linkByName(req.ifname);
     if (!cl || cl.parentIndex !== hv.index) throw new CniError(ERR_INTERNAL, `${req.ifname} in the container is not the peer of ${hostName}`);
+    // ADD left it up, unless disableContainerInterface: then down is expected (and up, by whoever took it over, is fine).
+    if (!conf.disableContainerInterface && !(cl.flags & IFF_UP)) throw new CniError(ERR_INTERNAL, `${req.ifname} in the container is down`, 'ADD left it up');
     const ifaces = prev.interfaces ?? [];
     checkContainerState(cont, req.ifname, prev, (i) => ifaces[i]?.name === req.ifname && !!ifaces[i]?.sandbox);
     if (conf.macspoofchk && !spoofCheckPresent({ ...spoofKey(conf, owner), hostVeth: hostName })) {
@@ -354,7 +386,7 @@ async function status(req: CniRequest): Promise<void> {
   } finally {
     host.close();
   }
-  await ipamStatus(req);
+  await ipamOf(conf, req).status();
 }
 
 export const plugin: PluginSpec = {

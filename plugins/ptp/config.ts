@@ -13,6 +13,8 @@ export interface PtpConfig extends PtpConfFields {
   network: string;
   /** Container-side MAC asked for by the runtime, if any. */
   mac?: string;
+  /** Always from IPAM: a point-to-point pod without addresses has nothing to route. */
+  addressing: 'ipam';
 }
 
 export function loadPtpConfig(req: CniRequest): PtpConfig {
@@ -27,5 +29,5 @@ export function loadPtpConfig(req: CniRequest): PtpConfig {
     throw new CniError(ERR_INVALID_CONFIG, 'invalid configuration field "hostVethMac"', `${f.hostVethMac} is a multicast address`);
   }
   checkArgs(req.args);
-  return { ...f, hostVethMac, network: req.config.name, mac: requestedMac(req.config, req.args) };
+  return { ...f, hostVethMac, network: req.config.name, mac: requestedMac(req.config, req.args), addressing: 'ipam' };
 }

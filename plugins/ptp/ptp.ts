@@ -9,7 +9,6 @@ import { CniError, ERR_INTERNAL } from '../../lib/cni/errors.ts';
 import type { Result, ResultRoute } from '../../lib/cni/result.ts';
 import { hashedVethName, isOwnedBy, type Owner } from '../../lib/hostveth.ts';
 import { parseCidr } from '../../lib/ip.ts';
-import { ipamStatus } from '../../lib/ipam.ts';
 import { Logger } from '../../lib/log.ts';
 import { ignoreErrno, isErrno } from '../../lib/netlink/errors.ts';
 import { type Link, Rtnetlink } from '../../lib/netlink/rtnetlink.ts';
@@ -20,7 +19,7 @@ import { processIO, runPlugin } from '../../lib/skel.ts';
 import { listStates } from '../../lib/state.ts';
 import { interfaceKey, sysctlGet, sysctlSet } from '../../lib/sysctl.ts';
 import { SUITE_VERSION } from '../../lib/version.ts';
-import { addAttachment, type AttachmentState, checkAttachment, createVethPair, delAttachment, gcAttachments, type VethPlugin } from '../attachment.ts';
+import { addAttachment, type AttachmentState, checkAttachment, createVethPair, delAttachment, gcAttachments, ipamOf, type VethPlugin } from '../attachment.ts';
 import { checkContainerState, chooseDns, containerSysctls, defaultRouteMtu, gcMasquerade, masqueradePresent, routeSpec, setUpMasquerade, tearDownMasquerade, validAttachments } from '../common.ts';
 import { loadPtpConfig, type PtpConfig } from './config.ts';
 import { containerRoutes, GATEWAY4, gatewayOf, linkLocalOf, type PodIp, podIps } from './routes.ts';
@@ -227,8 +226,7 @@ async function gc(req: CniRequest): Promise<void> {
 }
 
 async function status(req: CniRequest): Promise<void> {
-  loadPtpConfig(req);
-  await ipamStatus(req);
+  await ipamOf(loadPtpConfig(req), req).status();
 }
 
 // ---- helpers ------------------------------------------------------------------

@@ -303,7 +303,9 @@ test('bad configurations are code-7 errors naming the field', () => {
     [{ vlan: 5000 }, /"vlan"/],
     [{ hairpinMode: true, promiscMode: true }, /hairpinMode and promiscMode/],
     [{ bridgeSubnet: 'nope' }, /"bridgeSubnet"/],
-    [{ ipam: undefined }, /"ipam"/],
+    // Settings without a type: a mistake, not an L2-only network (those are bridge-l2.test.ts's).
+    [{ ipam: { subnet: '10.77.99.0/24' } }, /"ipam"/],
+    [{ disableContainerInterface: true }, /IPAM cannot be used with disableContainerInterface/],
   ];
   for (const [over, re] of cases) {
     const r = cni('ADD', attach(host, pod, conf(over), 'bad-conf'));

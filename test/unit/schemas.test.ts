@@ -49,6 +49,10 @@ test('broken configurations are rejected with the field named', () => {
     [{ cniVersion: '1.0.0', name: 'x', plugins: [{ type: 'cattle-bridge', vlan: 9999, ipam: { type: 'host-local' } }] }, /vlan/],
     [{ name: 'x', type: 'rancher-bridge', ipam: { type: 'rancher-cni-ipam', subnetPrefixSize: 'sixteen' } }, /subnetPrefixSize/],
     [{ cniVersion: '1.0.0', name: 'x', plugins: [{ type: 'cattle-ptp', hostVethMac: 'not-a-mac', ipam: { type: 'host-local' } }] }, /hostVethMac/],
+    [{ cniVersion: '1.0.0', name: 'x', plugins: [{ type: 'cattle-bridge', disableContainerInterface: 'sometimes' }] }, /disableContainerInterface/],
+    [{ cniVersion: '1.0.0', name: 'x', plugins: [{ type: 'cattle-bridge', ipam: { type: '' } }] }, /ipam\/type/],
+    // Only the bridge has L2-only networks: ptp needs an IPAM type.
+    [{ cniVersion: '1.0.0', name: 'x', plugins: [{ type: 'cattle-ptp', ipam: {} }] }, /ipam/],
     [{ cniVersion: '7.0.0', name: 'x', plugins: [{ type: 'bridge' }] }, /cniVersion/],
     [{ cniVersion: '1.0.0', plugins: [{ type: 'bridge' }] }, /name/],
   ];
