@@ -3,7 +3,6 @@
 // bundle → Node SEA blob → one executable in dist/bin with a link per name.
 // Works offline: everything comes from node_modules and the system compiler.
 import { execFileSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -158,31 +157,17 @@ await step('bundles (esbuild)', () => Promise.all([
   esbuild.build({ ...bundleOptions, entryPoints: [r('programs.ts')], outfile: path.join(dist, 'programs.cjs') }),
 ]));
 
-// The SEA's main script is a small loader that runs main.cjs (an asset) with
-// the code cache earlier runs left (lib/code-cache.ts); caches are named by
-// main.cjs's content hash.
-const mainHash = createHash('sha256').update(fs.readFileSync(path.join(dist, 'main.cjs'))).digest('hex').slice(0, 16);
-step('code cache of main.cjs', () => run(baseNode, [r('scripts', 'build-code-cache.ts'), path.join(dist, 'main.cjs'), path.join(dist, 'main.cjs.cache')],
-  { env: { ...process.env, NODE_OPTIONS: '' } }));
-await step('SEA main script (esbuild)', () => esbuild.build({
-  ...bundleOptions,
-  sourcemap: false,
-  entryPoints: [r('sea-main.ts')],
-  outfile: path.join(dist, 'sea-main.cjs'),
-  define: { ...bundleOptions.define, MAIN_BUNDLE_HASH: JSON.stringify(mainHash) },
-}));
-
 const seaConfig = path.join(dist, 'sea-config.json');
 fs.writeFileSync(seaConfig, JSON.stringify({
-  main: path.join(dist, 'sea-main.cjs'),
+  main: path.join(dist, 'main.cjs'),
   output: path.join(dist, 'sea.blob'),
   disableExperimentalSEAWarning: true,
-  useCodeCache: true, // of sea-main.cjs; main.cjs has its own (lib/code-cache.ts)
+  useCodeCache: true,
   useSnapshot: false,
   // NODE_OPTIONS and friends must not change how a plugin behaves.
   execArgvExtension: 'none',
   assets: Object.fromEntries([['cattle_native.node', addon],
-    ...['main.cjs', 'main.cjs.cache', 'main.cjs.map', 'programs.cjs', 'programs.cjs.map'].map((a) => [a, path.join(dist, a)])]),
+    ...['main.cjs.map', 'programs.cjs', 'programs.cjs.map'].map((a) => [a, path.join(dist, a)])]),
 }, null, 2));
 
 // The blob must come from the same Node build as the base binary.

@@ -308,6 +308,33 @@ function removeAllContainers(): void {
   if (ids.length) run(dockerCli, ['rm', '-f', ...ids], { env: dockerEnv(), allowFail: true, timeoutMs: 120_000 });
 }
 
+/**
+ * A container shim can outlive its dockerd (a removal that timed out): find
+ * the shims of this test's daemon by its unique directory in their command
+ * line, and stop them and what runs under them, by PID.
+ */
+function killOutlivers(dir: string): void {
+  const procs = fs.readdirSync('/proc').filter((p) => /^\d+$/.test(p)).map((p) => {
+    try {
+      const cmdline = fs.readFileSync(`/proc/${p}/cmdline`, 'utf8');
+      const ppid = Number(fs.readFileSync(`/proc/${p}/stat`, 'utf8').replace(/^.*\) /s, '').split(' ')[1]);
+      return { pid: Number(p), ppid, cmdline };
+    } catch {
+      return undefined; // gone meanwhile
+    }
+  }).filter((p) => p !== undefined);
+  const shims = procs.filter((p) => p.pid !== process.pid && p.cmdline.includes(dir)).map((p) => p.pid);
+  const victims = [...procs.filter((p) => shims.includes(p.ppid)).map((p) => p.pid), ...shims];
+  for (const pid of victims) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+  if (victims.length) console.log(`cniglue test: stopped ${victims.length} process(es) its dockerd left behind: ${victims.join(' ')}`);
+}
+
 // ---- setup / teardown ------------------------------------------------------------
 
 before(async () => {
@@ -374,6 +401,7 @@ after(async () => {
       await stopDockerd();
     }
   } finally {
+    if (tmp) killOutlivers(tmp);
     // CNIGLUE_IT_LOG=<file> keeps the watcher's log (one line per action) for a look afterwards.
     if (process.env.CNIGLUE_IT_LOG) fs.writeFileSync(process.env.CNIGLUE_IT_LOG, `${watcherLog.join('\n')}\n`);
     // Nothing of the daemon may stay mounted before its directories go.
