@@ -95,8 +95,10 @@ async function runCommand(opts: AgentOptions, plugins: FastPathPlugins | undefin
 async function startFastPath(socket: string, plugins: FastPathPlugins): Promise<import('../lib/fastpath/server.ts').FastPathServer> {
   const { listenFastPath } = await import('../lib/fastpath/server.ts');
   const { limitLockWaits } = await import('../lib/lock.ts');
-  // A lock held by a process outside the agent must not stall every other request.
+  const { readDelegatesAsync } = await import('../lib/spawn.ts');
+  // A lock held by a process outside the agent, or a delegate's output, must not stall every other request.
   limitLockWaits(1000);
+  readDelegatesAsync();
   return listenFastPath({
     socket,
     programs: plugins.programs,

@@ -6,6 +6,7 @@
 // the disk. Logging never fails a plugin.
 import fs from 'node:fs';
 
+import { nowMs } from './clock.ts';
 import { type NetlinkTrace, netlinkTrace, setNetlinkTrace } from './netlink/trace.ts';
 
 export interface LogContext {
@@ -24,7 +25,7 @@ export class Logger {
   private readonly file?: string;
   private readonly debug: boolean;
   private readonly ctx: LogContext;
-  private readonly started = performance.now();
+  private readonly started = nowMs();
   private fd: number | undefined;
   private trace: NetlinkTrace | undefined;
 
@@ -42,7 +43,7 @@ export class Logger {
   /** Run one named step; its duration is logged at debug level. */
   step<T>(step: string, fn: () => T): T {
     if (!this.debug) return fn();
-    const t0 = performance.now();
+    const t0 = nowMs();
     try {
       const out = fn();
       this.write({ step, outcome: 'ok', durationMs: ms(t0) });
@@ -56,7 +57,7 @@ export class Logger {
   /** step() for an asynchronous step. */
   async stepAsync<T>(step: string, fn: () => Promise<T>): Promise<T> {
     if (!this.debug) return fn();
-    const t0 = performance.now();
+    const t0 = nowMs();
     try {
       const out = await fn();
       this.write({ step, outcome: 'ok', durationMs: ms(t0) });
@@ -74,7 +75,7 @@ export class Logger {
   /** The final record of a command: always written when logging to a file. */
   finish(outcome: 'ok' | 'error', fields: Record<string, unknown> = {}): void {
     // processMs: since the process started, so start-up cost shows in the log too.
-    this.write({ step: 'done', outcome, durationMs: ms(this.started), processMs: Math.round(performance.now()), startedAtMs: Math.round(this.started), ...fields });
+    this.write({ step: 'done', outcome, durationMs: ms(this.started), processMs: Math.round(nowMs()), startedAtMs: Math.round(this.started), ...fields });
     // A long-running process (the agent's fast path) runs many commands: leave nothing open behind.
     if (this.trace && netlinkTrace() === this.trace) setNetlinkTrace(undefined);
     this.trace = undefined;
@@ -117,5 +118,5 @@ function openLog(file: string): number {
 }
 
 function ms(t0: number): number {
-  return Math.round((performance.now() - t0) * 100) / 100;
+  return Math.round((nowMs() - t0) * 100) / 100;
 }

@@ -1,13 +1,12 @@
 // cattle-ipam configuration: the `ipam` section plus the addresses a runtime
 // may hand over directly (CNI_ARGS IPAddress/IP, the `ips` capability, args.cni.ips).
 // Schema and defaults: conf-examples/schemas/cattle-ipam.schema.json.
-import { isIP } from 'node:net';
 
 import { type CattleIpamConf, validateCattleIpam } from '../../gen/validators.js';
 import { argValue } from '../../lib/cni/args.ts';
 import { argsCni, runtimeConfigValue } from '../../lib/cni/config.ts';
 import { CniError, ERR_INVALID_CONFIG } from '../../lib/cni/errors.ts';
-import { type Cidr, parseCidr } from '../../lib/ip.ts';
+import { type Cidr, parseCidr, strictIpVersion } from '../../lib/ip.ts';
 import { checkArgs, validateWith } from '../../lib/plugin-config.ts';
 import type { CniRequest } from '../../lib/skel.ts';
 
@@ -76,7 +75,7 @@ function prefixOf(v: number | string): number {
 
 /** Dotted quads and IPv6 as written by people; no classful shorthands such as "10.1.2". */
 export function isStrictIp(text: string): boolean {
-  return isIP(text) !== 0;
+  return strictIpVersion(text) !== 0;
 }
 
 function strictCidr(text: string): Cidr | undefined {
@@ -139,7 +138,7 @@ export function addressWithPrefix(item: unknown, prefix: number, source: string)
     if (!c) throw new CniError(ERR_INVALID_CONFIG, `invalid address in ${source}`, `not an IP address or CIDR: ${text}`);
     return c;
   }
-  const family = isIP(text);
+  const family = strictIpVersion(text);
   if (family === 0) throw new CniError(ERR_INVALID_CONFIG, `invalid address in ${source}`, `not an IP address or CIDR: ${text}`);
   if (family === 4 && prefix > 32) {
     throw new CniError(ERR_INVALID_CONFIG, 'invalid configuration field "ipam.subnetPrefixSize"', `/${prefix} is too long for the IPv4 address ${text}`);

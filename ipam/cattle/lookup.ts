@@ -6,11 +6,11 @@
 // deadline. Every request carries its own timeout. Two answers end the lookup at
 // once: the record with invalid data (code 7; cattle will not fix it in seconds)
 // and an answer over its size cap (code 11; reading it again costs the same).
-import { isIP } from 'node:net';
 
 import { validateMetadataContainers } from '../../gen/validators.js';
+import { nowMs } from '../../lib/clock.ts';
 import { CniError, ERR_INVALID_CONFIG, ERR_TRY_AGAIN_LATER } from '../../lib/cni/errors.ts';
-import { isValidMac } from '../../lib/ip.ts';
+import { isValidMac, strictIpVersion } from '../../lib/ip.ts';
 import { httpGetJson, httpGetObjectList, longPoll, MetadataHttpError, MetadataTimeoutError, MetadataTooLargeError } from '../../lib/metadata-client.ts';
 
 /** A plain request (not a long-poll) never waits longer than this. */
@@ -75,9 +75,9 @@ type Outcome = { record: ContainerRecord; by: MatchedBy } | { absent: true; noLi
 
 /** The record of `target`, or a code-11 CniError that says what was tried and what failed. */
 export async function findContainer(target: LookupTarget, opts: LookupOptions): Promise<ContainerRecord> {
-  const started = performance.now();
+  const started = nowMs();
   const deadline = started + opts.timeoutMs;
-  const remaining = (): number => deadline - performance.now();
+  const remaining = (): number => deadline - nowMs();
   const base = `${opts.baseUrl}/${opts.version}`;
   const containersUrl = `${base}/containers`;
   const versionUrl = `${base}/version`;
@@ -121,7 +121,7 @@ export async function findContainer(target: LookupTarget, opts: LookupOptions): 
       lastError = undefined;
       noList = 'noList' in outcome && outcome.noList === true;
       if ('record' in outcome) {
-        event('metadata record found', { url: containersUrl, by: outcome.by, changes, ms: Math.round(performance.now() - started) });
+        event('metadata record found', { url: containersUrl, by: outcome.by, changes, ms: Math.round(nowMs() - started) });
         return outcome.record;
       }
       if (!wait) break;
@@ -133,7 +133,7 @@ export async function findContainer(target: LookupTarget, opts: LookupOptions): 
       const budget = remaining();
       if (budget <= 0) break;
       const before = seenVersion;
-      const t0 = performance.now();
+      const t0 = nowMs();
       const maxWaitS = Math.max(1, Math.min(LONG_POLL_S, Math.floor(budget / 1000)));
       let next: unknown;
       const pollTimeoutMs = maxWaitS * 1000 + LONG_POLL_SLACK_MS;
@@ -148,8 +148,8 @@ export async function findContainer(target: LookupTarget, opts: LookupOptions): 
       if (seenVersion !== before) {
         changes++;
         backoff = BACKOFF_FIRST_MS;
-        event('metadata changed', { version: seenVersion, waitedMs: Math.round(performance.now() - t0) });
-      } else if (performance.now() - t0 < maxWaitS * 500) {
+        event('metadata changed', { version: seenVersion, waitedMs: Math.round(nowMs() - t0) });
+      } else if (nowMs() - t0 < maxWaitS * 500) {
         // The same value long before maxWait: this server does not long-poll. Poll gently instead.
         await pause();
       }
@@ -159,7 +159,7 @@ export async function findContainer(target: LookupTarget, opts: LookupOptions): 
       const final = finalError(e, opts.baseUrl);
       if (final) throw final;
       // A request cut short by our own deadline (its timeout was what the deadline left, and timers
-      // may fire a little before performance.now() agrees) says less than the failure before it.
+      // may fire a little before the clock agrees) says less than the failure before it.
       const cutByDeadline = e instanceof MetadataTimeoutError && e.timeoutMs < REQUEST_TIMEOUT_MS;
       if (!(cutByDeadline && lastError !== undefined)) lastError = message;
       seenVersion = undefined; // after a failure nothing we saw is known to be current
@@ -169,7 +169,7 @@ export async function findContainer(target: LookupTarget, opts: LookupOptions): 
     }
   }
   const who = describeTarget(target);
-  const secs = Math.round((performance.now() - started) / 100) / 10;
+  const secs = Math.round((nowMs() - started) / 100) / 10;
   const absent = noList ? 'the service has no containers list (404 Not found)' : wait ? 'the record never appeared' : 'the record is absent';
   const why = lastError ? `last error: ${lastError}` : wait ? `${absent}; ${changes} metadata change(s) seen` : absent;
   throw new CniError(ERR_TRY_AGAIN_LATER, `no container with ${who} and a primary_ip in ${containersUrl} after ${secs} s`, why);
@@ -278,7 +278,7 @@ export function describeTarget(target: LookupTarget): string {
  */
 export function checkRecord(c: Record<string, unknown>, url: string): ContainerRecord {
   const ip = String(c.primary_ip);
-  if (isIP(ip) === 0) {
+  if (strictIpVersion(ip) === 0) {
     const why = ip.includes('/') ? 'is a CIDR; metadata carries bare addresses' : 'is not an IP address';
     throw invalidField(c, 'primary_ip', `${JSON.stringify(ip)} ${why}`, url);
   }
@@ -290,7 +290,7 @@ export function checkRecord(c: Record<string, unknown>, url: string): ContainerR
   }
   if (Array.isArray(c.dns)) {
     const dns = (c.dns as string[]).filter((s) => s !== '');
-    const bad = dns.find((s) => isIP(s) === 0);
+    const bad = dns.find((s) => strictIpVersion(s) === 0);
     if (bad !== undefined) throw invalidField(c, 'dns', `${JSON.stringify(bad)} is not an IP address`, url);
     if (dns.length) record.dns = dns;
   }

@@ -1,7 +1,6 @@
 // CNI results: one internal model (the 1.1.0 shape), read from and written to every supported version.
 
-import { isIP } from 'node:net';
-
+import { strictIpVersion } from '../ip.ts';
 import { CniError, ERR_DECODE, ERR_INCOMPATIBLE_VERSION } from './errors.ts';
 import { isSupportedVersion, SUPPORTED_VERSIONS, versionAtLeast } from './versions.ts';
 
@@ -55,14 +54,14 @@ export interface Result {
 /** 4 or 6 for an address with or without /prefix, 0 when it is not an IP address. */
 export function ipFamily(addr: string): 0 | 4 | 6 {
   const slash = addr.indexOf('/');
-  const family = isIP(slash === -1 ? addr : addr.slice(0, slash));
+  const family = strictIpVersion(slash === -1 ? addr : addr.slice(0, slash));
   return family === 4 || family === 6 ? family : 0;
 }
 
 function isCidr(s: string): boolean {
   const m = /^([^/]+)\/(\d{1,3})$/.exec(s);
   if (!m) return false;
-  const family = isIP(m[1]);
+  const family = strictIpVersion(m[1]);
   const prefix = Number(m[2]);
   return (family === 4 && prefix <= 32) || (family === 6 && prefix <= 128);
 }
@@ -151,7 +150,7 @@ class Reader {
 
   ip(o: Obj, key: string, path: string): string | undefined {
     const v = this.string(o, key, path);
-    if (v !== undefined && isIP(v) === 0) this.fail(`${path}${key}`, `must be an IP address, got ${JSON.stringify(v)}`);
+    if (v !== undefined && strictIpVersion(v) === 0) this.fail(`${path}${key}`, `must be an IP address, got ${JSON.stringify(v)}`);
     return v;
   }
 }

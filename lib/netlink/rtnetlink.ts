@@ -1,6 +1,7 @@
 // rtnetlink client: links, addresses, routes, neighbours in one network
 // namespace. Every mutating request is acked; kernel errors surface as
 // NetlinkError with the errno name and what was being done.
+import { nowMs } from '../clock.ts';
 import { isErrno } from './errors.ts';
 import * as m from './rtnl.ts';
 import { NetlinkSocket, RTMGRP_LINK, type SocketOptions } from './socket.ts';
@@ -186,8 +187,8 @@ export class Rtnetlink {
     const events = NetlinkSocket.open({ netnsFd: this.netnsFd, groups, recvTimeoutMs: timeoutMs });
     try {
       if (ready()) return true;
-      const deadline = performance.now() + timeoutMs;
-      while (performance.now() < deadline) {
+      const deadline = nowMs() + timeoutMs;
+      while (nowMs() < deadline) {
         let msgs;
         try {
           msgs = events.receive();

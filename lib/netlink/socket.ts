@@ -3,6 +3,7 @@
 // libuv pool (see the netns thread rules in docs).
 import fs from 'node:fs';
 
+import { nowMs } from '../clock.ts';
 import { native } from '../native.ts';
 import { NetlinkError } from './errors.ts';
 import { netlinkTrace } from './trace.ts';
@@ -49,13 +50,13 @@ export class NetlinkSocket {
   request(operation: string, type: number, flags: number, payload: Buffer): Message[] {
     const trace = netlinkTrace();
     if (!trace) return this.exchange(operation, type, flags, payload);
-    const t0 = performance.now();
+    const t0 = nowMs();
     try {
       const replies = this.exchange(operation, type, flags, payload);
-      trace(operation, performance.now() - t0);
+      trace(operation, nowMs() - t0);
       return replies;
     } catch (e) {
-      trace(operation, performance.now() - t0, e as Error);
+      trace(operation, nowMs() - t0, e as Error);
       throw e;
     }
   }
@@ -96,7 +97,7 @@ export class NetlinkSocket {
     const seq = ++this.seq;
     const msg = encodeMessage({ type, flags: NLM_F_REQUEST | NLM_F_ACK, seq, pid: 0 }, payload);
     const trace = netlinkTrace();
-    const t0 = performance.now();
+    const t0 = nowMs();
     try {
       await new Promise<void>((resolve, reject) => fs.write(this.fd, msg, (e) => (e ? reject(e) : resolve())));
       for (;;) {
@@ -106,12 +107,12 @@ export class NetlinkSocket {
           if (m.seq !== seq || m.type !== NLMSG_ERROR) continue;
           const ack = parseAck(m);
           if (ack.errno !== 0) throw new NetlinkError(operation, ack.errno, ack.message);
-          trace?.(operation, performance.now() - t0);
+          trace?.(operation, nowMs() - t0);
           return;
         }
       }
     } catch (e) {
-      trace?.(operation, performance.now() - t0, e as Error);
+      trace?.(operation, nowMs() - t0, e as Error);
       throw e;
     }
   }
