@@ -3,7 +3,6 @@
 // modules, so the SEA's require is all it gets.
 import path from 'node:path';
 import sea from 'node:sea';
-import vm from 'node:vm';
 
 import type { Entry } from './names.ts';
 import type { ProgramBundleName, PROGRAMS } from './programs.ts';
@@ -14,6 +13,8 @@ type Programs = typeof PROGRAMS;
 let programs: Programs | undefined;
 
 function evaluate(): Programs {
+  // Loaded here, not at the top: a plugin start never needs it.
+  const vm = process.getBuiltinModule('node:vm');
   const filename = path.join(path.dirname(process.execPath), PROGRAMS_ASSET);
   const source = sea.getAsset(PROGRAMS_ASSET, 'utf8');
   // The default loader lets a dynamic import('node:…') work here as in the main script.

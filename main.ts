@@ -5,6 +5,7 @@ import { isSea } from 'node:sea';
 import { CNI_PLUGINS, DELEGATING, setUpDelegation } from './cni-plugins.ts';
 import { ENTRIES, entryName } from './entries.ts';
 import { versionInfoJSON } from './lib/cni/versions.ts';
+import { writeFdFully } from './lib/stdio.ts';
 
 async function start(): Promise<number> {
   // In the executable argv is [exe, invoked name, ...args]; from source it is
@@ -14,8 +15,9 @@ async function start(): Promise<number> {
   const args = process.argv.slice(fromSource ? 3 : 2);
   // VERSION is asked often (every runtime probes it) and is the same for all
   // our plugins: answer before loading any plugin code. stdin is ignored.
+  // Written to the descriptor: process.stdout on a pipe would load node:net and the stream stack (~2 ms).
   if (CNI_PLUGINS.has(name) && process.env.CNI_COMMAND === 'VERSION') {
-    process.stdout.write(`${JSON.stringify(versionInfoJSON())}\n`);
+    writeFdFully(1, `${JSON.stringify(versionInfoJSON())}\n`);
     return 0;
   }
   // When the per-host agent runs, it does the work, warm; this process only prints its answer.
@@ -26,7 +28,7 @@ async function start(): Promise<number> {
   }
   const load = Object.hasOwn(ENTRIES, name) ? ENTRIES[name as keyof typeof ENTRIES] : undefined;
   if (!load) {
-    process.stderr.write(`cattle-cni: unknown program name "${name}"; link this executable as one of: ${Object.keys(ENTRIES).join(', ')}\n`);
+    writeStderr(`cattle-cni: unknown program name "${name}"; link this executable as one of: ${Object.keys(ENTRIES).join(', ')}\n`);
     return 1;
   }
   if (DELEGATING.has(name)) await setUpDelegation();
@@ -36,10 +38,18 @@ async function start(): Promise<number> {
 start().then(
   (code) => finish(code),
   (e: unknown) => {
-    process.stderr.write(`cattle-cni: ${e instanceof Error ? e.message : String(e)}\n`);
+    writeStderr(`cattle-cni: ${e instanceof Error ? e.message : String(e)}\n`);
     finish(1);
   },
 );
+
+function writeStderr(text: string): void {
+  try {
+    writeFdFully(2, text);
+  } catch {
+    // nowhere left to say it
+  }
+}
 
 /**
  * One-shot commands exit as soon as they are done: waiting for the event loop
