@@ -5,7 +5,7 @@ import { isSea } from 'node:sea';
 import { CNI_PLUGINS, DELEGATING, setUpDelegation } from './cni-plugins.ts';
 import { ENTRIES, entryName } from './entries.ts';
 import { versionInfoJSON } from './lib/cni/versions.ts';
-import { writeFdFully } from './lib/stdio.ts';
+import { writeFdFully, writeStderrQuietly } from './lib/stdio.ts';
 
 async function start(): Promise<number> {
   // In the executable argv is [exe, invoked name, ...args]; from source it is
@@ -28,7 +28,7 @@ async function start(): Promise<number> {
   }
   const load = Object.hasOwn(ENTRIES, name) ? ENTRIES[name as keyof typeof ENTRIES] : undefined;
   if (!load) {
-    writeStderr(`cattle-cni: unknown program name "${name}"; link this executable as one of: ${Object.keys(ENTRIES).join(', ')}\n`);
+    writeStderrQuietly(`cattle-cni: unknown program name "${name}"; link this executable as one of: ${Object.keys(ENTRIES).join(', ')}\n`);
     return 1;
   }
   if (DELEGATING.has(name)) await setUpDelegation();
@@ -38,18 +38,10 @@ async function start(): Promise<number> {
 start().then(
   (code) => finish(code),
   (e: unknown) => {
-    writeStderr(`cattle-cni: ${e instanceof Error ? e.message : String(e)}\n`);
+    writeStderrQuietly(`cattle-cni: ${e instanceof Error ? e.message : String(e)}\n`);
     finish(1);
   },
 );
-
-function writeStderr(text: string): void {
-  try {
-    writeFdFully(2, text);
-  } catch {
-    // nowhere left to say it
-  }
-}
 
 /**
  * One-shot commands exit as soon as they are done: waiting for the event loop

@@ -29,7 +29,7 @@ export function declareNotIpam(types: readonly string[]): void {
 }
 
 /** Fail early (code 7) on an IPAM type that is missing, not an IPAM plugin, or delegated too deep. */
-export function checkIpamType(req: CniRequest): void {
+function checkIpamType(req: CniRequest): void {
   ipamType(req);
 }
 
@@ -66,23 +66,23 @@ export async function ipamAdd(req: CniRequest): Promise<Result> {
  * while this process does its kernel work. The promise never rejects; the
  * outcome carries the error.
  */
-export function startIpamAdd(req: CniRequest): Promise<IpamOutcome> {
+function startIpamAdd(req: CniRequest): Promise<IpamOutcome> {
   return ipamAdd(req).then((result) => ({ result }), (error: unknown) => ({ error }));
 }
 
-export async function ipamDel(req: CniRequest): Promise<void> {
+async function ipamDel(req: CniRequest): Promise<void> {
   await invokeIpam('DEL', req);
 }
 
-export async function ipamCheck(req: CniRequest): Promise<void> {
+async function ipamCheck(req: CniRequest): Promise<void> {
   await invokeIpam('CHECK', req);
 }
 
-export async function ipamGc(req: CniRequest): Promise<void> {
+async function ipamGc(req: CniRequest): Promise<void> {
   await invokeIpam('GC', req);
 }
 
-export async function ipamStatus(req: CniRequest): Promise<void> {
+async function ipamStatus(req: CniRequest): Promise<void> {
   await invokeIpam('STATUS', req);
 }
 

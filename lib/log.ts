@@ -46,10 +46,10 @@ export class Logger {
     const t0 = nowMs();
     try {
       const out = fn();
-      this.write({ step, outcome: 'ok', durationMs: ms(t0) });
+      this.stepDone(step, t0);
       return out;
     } catch (e) {
-      this.write({ step, outcome: 'error', durationMs: ms(t0), error: (e as Error).message });
+      this.stepDone(step, t0, { error: e });
       throw e;
     }
   }
@@ -60,12 +60,16 @@ export class Logger {
     const t0 = nowMs();
     try {
       const out = await fn();
-      this.write({ step, outcome: 'ok', durationMs: ms(t0) });
+      this.stepDone(step, t0);
       return out;
     } catch (e) {
-      this.write({ step, outcome: 'error', durationMs: ms(t0), error: (e as Error).message });
+      this.stepDone(step, t0, { error: e });
       throw e;
     }
+  }
+
+  private stepDone(step: string, t0: number, failed?: { error: unknown }): void {
+    this.write(failed ? { step, outcome: 'error', durationMs: ms(t0), error: (failed.error as Error)?.message } : { step, outcome: 'ok', durationMs: ms(t0) });
   }
 
   detail(step: string, fields: Record<string, unknown>): void {

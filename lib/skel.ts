@@ -12,7 +12,7 @@ import { CniError, ERR_INVALID_NETNS, ERR_IO, errorJSON, toCniError } from './cn
 import type { Result } from './cni/result.ts';
 import { formatResult } from './cni/result.ts';
 import { CURRENT_VERSION, isSupportedVersion, SUPPORTED_VERSIONS, versionInfoJSON } from './cni/versions.ts';
-import { fdIsTTY, processStdin, writeFdFully } from './stdio.ts';
+import { fdIsTTY, processStdin, writeFdFully, writeStderrQuietly } from './stdio.ts';
 
 export { readFdToEnd } from './stdio.ts';
 
@@ -206,13 +206,7 @@ export function processIO(): PluginIO {
     stdinIsTTY: fdIsTTY(0),
     readStdin: processStdin,
     writeStdout: (s) => writeFdFully(1, s),
-    writeStderr: (s) => {
-      try {
-        writeFdFully(2, s);
-      } catch {
-        // logging is best effort
-      }
-    },
+    writeStderr: writeStderrQuietly,
   };
 }
 

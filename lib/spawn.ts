@@ -53,10 +53,11 @@ function collectBlocking(pid: number, stdoutFd: number): Promise<Finished> {
       } finally {
         fs.closeSync(stdoutFd);
       }
-      // stdout closes as the delegate exits: the exit status follows within moments.
+      // stdout closes as the delegate exits: the exit status follows within moments
+      // (a delegate that lingers after closing it is waited for with longer pauses).
       let r = native().reap(pid);
-      while (r === null) {
-        sleepMs(0.05);
+      for (let pauseMs = 0.05; r === null; pauseMs = Math.min(pauseMs * 2, 10)) {
+        sleepMs(pauseMs);
         r = native().reap(pid);
       }
       resolve(finished(stdout, r));

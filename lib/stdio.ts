@@ -61,6 +61,15 @@ export function readFdToEnd(fd: number): Buffer {
   return Buffer.concat(chunks);
 }
 
+/** stderr, best effort: a log line that cannot be written must not fail the run. */
+export function writeStderrQuietly(s: string): void {
+  try {
+    writeFdFully(2, s);
+  } catch {
+    // nowhere left to say it
+  }
+}
+
 export function writeFdFully(fd: number, s: string): void {
   const data = Buffer.from(s, 'utf8');
   let offset = 0;

@@ -74,7 +74,7 @@ function prefixOf(v: number | string): number {
 }
 
 /** Dotted quads and IPv6 as written by people; no classful shorthands such as "10.1.2". */
-export function isStrictIp(text: string): boolean {
+function isStrictIp(text: string): boolean {
   return strictIpVersion(text) !== 0;
 }
 
