@@ -2,6 +2,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 
+import { ensureRandomHashSeed } from '../lib/hash-seed.ts';
 import { lockFile } from '../lib/lock.ts';
 import { Rtnetlink } from '../lib/netlink/rtnetlink.ts';
 import { type AgentOptions, parseArgs, USAGE, UsageError } from './config.ts';
@@ -53,7 +54,7 @@ export async function main(args: string[], plugins?: FastPathPlugins): Promise<n
  * promoted and collected with the old generation: ~15 MiB less RSS after a reconcile of 200
  * hosts × 50 containers, the reconcile not measurably slower. V8 reads the factor at every
  * growth, so setting it here, before the first pass, takes effect (the executable's execArgv
- * carries no V8 flags). Only for `run`: the one long-lived command.
+ * does not set it). Only for `run`: the one long-lived command.
  */
 function tuneHeapForAgent(): void {
   try {
@@ -64,6 +65,7 @@ function tuneHeapForAgent(): void {
 }
 
 async function runCommand(opts: AgentOptions, plugins: FastPathPlugins | undefined): Promise<number> {
+  ensureRandomHashSeed();
   tuneHeapForAgent();
   const { Agent, lockHolder, takeLock } = await import('./agent.ts');
   const lock = takeLock(opts.runDir);

@@ -3,6 +3,7 @@
 // network-manager did with cniglue as a library).
 import os from 'node:os';
 
+import { ensureRandomHashSeed } from '../lib/hash-seed.ts';
 import { parseCniPath } from './configs.ts';
 import { defaultSettings, type GlueSettings } from './glue.ts';
 import { DEFAULT_STATE_DIR } from './state.ts';
@@ -125,6 +126,7 @@ export function parseOptions(args: string[], env: NodeJS.ProcessEnv): ParsedOpti
 }
 
 async function watch(o: ParsedOptions): Promise<number> {
+  ensureRandomHashSeed();
   const { DockerClient } = await import('./docker.ts');
   const { childRunner } = await import('./worker.ts');
   const { Watcher } = await import('./watch.ts');

@@ -4,6 +4,7 @@
 import fs from 'node:fs';
 import { isIP, isIPv4 } from 'node:net';
 
+import { ensureRandomHashSeed } from '../lib/hash-seed.ts';
 import type { ContainerSpec } from './records.ts';
 
 const USAGE = `Usage:
@@ -378,6 +379,7 @@ async function removeHostOrNetworkCommand(command: 'remove-host' | 'remove-netwo
 }
 
 async function serveCommand(flags: Flags): Promise<number> {
+  ensureRandomHashSeed();
   const src = source(flags);
   const selfHost = str(flags, 'self-host');
   if (selfHost !== undefined && src.kind !== 'environment') throw new UsageError('--self-host needs --environment');

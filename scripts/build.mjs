@@ -157,6 +157,11 @@ await step('bundles (esbuild)', () => Promise.all([
   esbuild.build({ ...bundleOptions, entryPoints: [r('programs.ts')], outfile: path.join(dist, 'programs.cjs') }),
 ]));
 
+// V8 keeps the hash seed of Node's start-up snapshot instead of drawing one and
+// rehashing the snapshot's tables: ~3 ms of every start (measured). Servers
+// re-execute themselves with a random seed (lib/hash-seed.ts).
+const SEA_EXEC_ARGV = ['--no-rehash-snapshot'];
+
 const seaConfig = path.join(dist, 'sea-config.json');
 fs.writeFileSync(seaConfig, JSON.stringify({
   main: path.join(dist, 'main.cjs'),
@@ -164,14 +169,18 @@ fs.writeFileSync(seaConfig, JSON.stringify({
   disableExperimentalSEAWarning: true,
   useCodeCache: true,
   useSnapshot: false,
-  // NODE_OPTIONS and friends must not change how a plugin behaves.
-  execArgvExtension: 'none',
+  execArgv: SEA_EXEC_ARGV,
+  // NODE_OPTIONS must not change how a plugin behaves. Node options come only
+  // from a --node-options= argument, which a runtime never passes a plugin;
+  // servers use it to re-execute with a random hash seed.
+  execArgvExtension: 'cli',
   assets: Object.fromEntries([['cattle_native.node', addon],
     ...['main.cjs.map', 'programs.cjs', 'programs.cjs.map'].map((a) => [a, path.join(dist, a)])]),
 }, null, 2));
 
-// The blob must come from the same Node build as the base binary.
-step('SEA blob', () => run(baseNode, ['--experimental-sea-config', seaConfig], { env: { ...process.env, NODE_OPTIONS: '' } }));
+// The blob must come from the same Node build as the base binary, and with the
+// same V8 flags: V8 declines a code cache made under other flags.
+step('SEA blob', () => run(baseNode, [...SEA_EXEC_ARGV, '--experimental-sea-config', seaConfig], { env: { ...process.env, NODE_OPTIONS: '' } }));
 
 step('executable (copy, strip, postject)', () => {
   fs.copyFileSync(baseNode, exe);

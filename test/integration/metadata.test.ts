@@ -40,6 +40,13 @@ describe('cattle-metadata serve', () => {
     assert.equal(await md.stop(), 0);
   });
 
+  it('serves with a random hash seed: re-executed once with --rehash-snapshot, same PID, no warning', () => {
+    const argv = fs.readFileSync(`/proc/${md.child.pid}/cmdline`, 'utf8').split('\0').filter(Boolean);
+    assert.equal(argv.at(-1), '--node-options=--rehash-snapshot --disable-warning=Warning');
+    assert.equal(argv.filter((a) => a.startsWith('--node-options')).length, 1);
+    assert.doesNotMatch(md.stderr(), /Warning|Code cache/);
+  });
+
   it('index, versions, negotiation, 404 shapes', async () => {
     assert.deepEqual(JSON.parse((await request(`${md.url}/`, { headers: JSON_ACCEPT })).body), { '2015-12-19': '/2015-12-19', '2016-07-29': '/2016-07-29', latest: '/latest' });
     assert.equal((await request(`${md.url}/latest/`)).body, 'containers/\nversion\n');

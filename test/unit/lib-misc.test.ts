@@ -8,6 +8,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 
 import { ENTRIES, entryName } from '../../entries.ts';
+import { hashSeedIsFixed } from '../../lib/hash-seed.ts';
 import { hashedVethName, isOwnedBy, networkTag, ownerMark, parseOwnerMark } from '../../lib/hostveth.ts';
 import { bytesToMac, containsIp, isValidMac, macToBytes, networkOf, nthAddress, parseCidr } from '../../lib/ip.ts';
 import { masqChainName, splitRule } from '../../lib/masq.ts';
@@ -131,4 +132,12 @@ test('hashHex: stable, hex, well spread over similar inputs', async () => {
   for (let i = 0; i < 20000; i++) seen.add(hashHex(`cnitool-${i}/eth0`, 11));
   assert.equal(seen.size, 20000, 'no collisions among 20000 neighbouring ids');
   assert.notEqual(hashHex('a/eth0', 11).slice(0, 4), hashHex('b/eth0', 11).slice(0, 4));
+});
+
+test('hashSeedIsFixed: the last of --rehash-snapshot / --no-rehash-snapshot decides', () => {
+  assert.equal(hashSeedIsFixed([]), false);
+  assert.equal(hashSeedIsFixed(['--no-rehash-snapshot']), true);
+  assert.equal(hashSeedIsFixed(['--no-rehash-snapshot', '--stack-size=900']), true);
+  assert.equal(hashSeedIsFixed(['--no-rehash-snapshot', '--rehash-snapshot', '--disable-warning=Warning']), false);
+  assert.equal(hashSeedIsFixed(['--rehash-snapshot', '--no-rehash-snapshot']), true);
 });
