@@ -256,8 +256,8 @@ export function createVethPair(ctx: AddContext<AttachmentConf>, spec: { mtu?: nu
 
 /**
  * Best effort, in this order: the host veth (named from the attachment, or as
- * recorded at ADD), the plugin's extras, IPAM DEL (started first: it runs
- * while the kernel deletes the veth). No netns needed: it may be gone.
+ * recorded at ADD; sent first, IPAM DEL runs while the kernel deletes it),
+ * the plugin's extras, IPAM DEL. No netns needed: it may be gone.
  * Only a link of this attachment is ever removed. The record goes only when
  * everything succeeded, so a retried DEL still knows what to look for.
  */
@@ -267,11 +267,11 @@ export async function delAttachment<C extends AttachmentConf>(p: VethPlugin<C>, 
   const owner: Owner = { containerId: req.containerId, ifname: req.ifname };
   const key = keyOf(p.name, conf.network, owner);
   const errors = await holdingAttachment(key, async () => {
-    const ipamDone = ipamOf(conf, req).del().then(() => undefined, (e: unknown) => e ?? new Error('IPAM DEL failed'));
     const state = loadState<AttachmentState>(key);
     const errs = new Errors(log);
-    // The deletion itself runs off the event loop: in the agent, other requests go on meanwhile.
-    await errs.attemptAsync('delete veth', async () => {
+    // The kernel's part is the slow one (deleting a veth waits ~20 ms for an RCU barrier): it is sent
+    // first, from a pool thread, and IPAM DEL runs meanwhile. In the agent, other requests go on too.
+    const vethGone = errs.attemptAsync('delete veth', async () => {
       const host = Rtnetlink.open();
       try {
         for (const name of new Set([p.hostVethName(conf, owner), ...(state?.hostVeth ? [state.hostVeth] : [])])) {
@@ -282,6 +282,8 @@ export async function delAttachment<C extends AttachmentConf>(p: VethPlugin<C>, 
         host.close();
       }
     });
+    const ipamDone = ipamOf(conf, req).del().then(() => undefined, (e: unknown) => e ?? new Error('IPAM DEL failed'));
+    await vethGone;
     if (p.cleanup) errs.attempt('plugin cleanup', () => p.cleanup!(conf, owner));
     const ipamError = await ipamDone;
     if (ipamError) errs.add('IPAM DEL', ipamError);
