@@ -22,7 +22,7 @@ import { isOfNetwork, isOwnedBy, markNames, type Owner, ownerMark, type ParsedMa
 import { delegatedIpam, type Ipam, type IpamOutcome, NO_IPAM } from '../lib/ipam.ts';
 import type { Lock } from '../lib/lock.ts';
 import { Logger } from '../lib/log.ts';
-import { ignoreErrno, isErrno } from '../lib/netlink/errors.ts';
+import { ignoreErrno } from '../lib/netlink/errors.ts';
 import { type Link, Rtnetlink } from '../lib/netlink/rtnetlink.ts';
 import type { Netns } from '../lib/netns.ts';
 import type { CniRequest } from '../lib/skel.ts';
@@ -270,13 +270,14 @@ export async function delAttachment<C extends AttachmentConf>(p: VethPlugin<C>, 
     const state = loadState<AttachmentState>(key);
     const errs = new Errors(log);
     // The kernel's part is the slow one (deleting a veth waits ~20 ms for an RCU barrier): it is sent
-    // first, from a pool thread, and IPAM DEL runs meanwhile. In the agent, other requests go on too.
+    // first, from a pool thread, and IPAM DEL runs meanwhile. DEL goes on once the link is gone, not
+    // once it is freed (deleteLinkUntilGone). In the agent, other requests go on too.
     const vethGone = errs.attemptAsync('delete veth', async () => {
       const host = Rtnetlink.open();
       try {
         for (const name of new Set([p.hostVethName(conf, owner), ...(state?.hostVeth ? [state.hostVeth] : [])])) {
           const link = host.linkByName(name);
-          if (link && isAttachmentsLink(link, p.name, owner, conf.network, state)) await deleteLinkInBackgroundQuietly(host, link.index);
+          if (link && isAttachmentsLink(link, p.name, owner, conf.network, state)) await host.deleteLinkUntilGone(link.index);
         }
       } finally {
         host.close();
@@ -429,12 +430,4 @@ function withHost<T>(fn: (host: Rtnetlink) => T): T {
 
 export function deleteLinkQuietly(host: Rtnetlink, index: number): void {
   ignoreErrno(() => host.deleteLink(index), 'ENODEV');
-}
-
-async function deleteLinkInBackgroundQuietly(host: Rtnetlink, index: number): Promise<void> {
-  try {
-    await host.deleteLinkInBackground(index);
-  } catch (e) {
-    if (!isErrno(e, 'ENODEV')) throw e;
-  }
 }

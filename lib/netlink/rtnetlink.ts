@@ -228,6 +228,32 @@ export class Rtnetlink {
     return this.sock.requestInBackground(`delete link #${index}`, m.RTM_DELLINK, m.encodeIfInfo({ index }));
   }
 
+  /**
+   * deleteLinkInBackground, settled once the link is gone from the netns
+   * rather than when the request returns. A veth's deletion holds the request
+   * ~20 ms more in rcu_barrier(), after the kernel has unlisted both ends,
+   * dropped their addresses and routes and sent RTM_DELLINK: only freeing is
+   * left, which nothing can observe. Gone = a lookup by index answers ENODEV,
+   * asked at each timer tick on a second socket, so a link already absent
+   * counts as deleted; while the link is there, the request's error is the
+   * answer. The request goes on to its end either way (this socket closes
+   * only after it), and a process exiting meanwhile waits for it.
+   */
+  async deleteLinkUntilGone(index: number): Promise<void> {
+    let outcome: { error?: unknown } | undefined;
+    const request = this.deleteLinkInBackground(index).then(() => (outcome = {}), (error: unknown) => (outcome = { error }));
+    const probe = Rtnetlink.open({ netnsFd: this.netnsFd });
+    try {
+      for (;;) {
+        await Promise.race([request, new Promise((r) => setTimeout(r, 1))]);
+        if (outcome?.error && !isErrno(outcome.error, 'ENODEV')) throw outcome.error;
+        if (outcome || !probe.linkByIndex(index)) return;
+      }
+    } finally {
+      probe.close();
+    }
+  }
+
   // ---- addresses ----
 
   addAddress(index: number, cidr: string, opts: { nodad?: boolean; scope?: number } = {}): void {

@@ -32,6 +32,8 @@ export class NetlinkSocket {
   readonly fd: number;
   private seq: number;
   private readonly buf = Buffer.allocUnsafe(RECV_BUFFER);
+  /** A background request still using the fd (requestInBackground). */
+  private inBackground: Promise<unknown> | undefined;
 
   constructor(fd: number) {
     this.fd = fd;
@@ -42,8 +44,19 @@ export class NetlinkSocket {
     return new NetlinkSocket(native().netlinkSocket(opts.netnsFd ?? -1, protocol, opts.groups ?? 0, opts.recvTimeoutMs ?? 0));
   }
 
+  /** Whether a background request is still using the fd. */
+  get busyInBackground(): boolean {
+    return this.inBackground !== undefined;
+  }
+
+  /**
+   * Close now, or once a background request has finished with the fd: closed
+   * under it, its number could be reused and its read would take another
+   * socket's replies.
+   */
   close(): void {
-    fs.closeSync(this.fd);
+    if (this.inBackground) void this.inBackground.finally(() => fs.closeSync(this.fd));
+    else fs.closeSync(this.fd);
   }
 
   /** Send one request and collect replies until the ack (or NLMSG_DONE for dumps). */
@@ -93,7 +106,17 @@ export class NetlinkSocket {
    * loop stays free, and a process serving many requests (the agent) lets the
    * kernel overlap several. No other request may use this socket meanwhile.
    */
-  async requestInBackground(operation: string, type: number, payload: Buffer): Promise<void> {
+  requestInBackground(operation: string, type: number, payload: Buffer): Promise<void> {
+    const done = this.backgroundRequest(operation, type, payload);
+    const idle = done.then(() => undefined, () => undefined);
+    this.inBackground = idle;
+    void idle.then(() => {
+      if (this.inBackground === idle) this.inBackground = undefined;
+    });
+    return done;
+  }
+
+  private async backgroundRequest(operation: string, type: number, payload: Buffer): Promise<void> {
     const seq = ++this.seq;
     const msg = encodeMessage({ type, flags: NLM_F_REQUEST | NLM_F_ACK, seq, pid: 0 }, payload);
     const trace = netlinkTrace();
