@@ -234,23 +234,21 @@ export class Rtnetlink {
    * ~20 ms more in rcu_barrier(), after the kernel has unlisted both ends,
    * dropped their addresses and routes and sent RTM_DELLINK: only freeing is
    * left, which nothing can observe. Gone = a lookup by index answers ENODEV,
-   * asked at each timer tick on a second socket, so a link already absent
-   * counts as deleted; while the link is there, the request's error is the
-   * answer. The request goes on to its end either way (this socket closes
-   * only after it), and a process exiting meanwhile waits for it.
+   * asked at each timer tick on this client, so a link already absent counts
+   * as deleted; while the link is there, the request's error is the answer.
+   * The request has a socket of its own: it goes on to its end after this
+   * returns (a process exiting meanwhile waits for it), and this client is
+   * free for the next request at once.
    */
   async deleteLinkUntilGone(index: number): Promise<void> {
+    const sender = Rtnetlink.open({ netnsFd: this.netnsFd });
     let outcome: { error?: unknown } | undefined;
-    const request = this.deleteLinkInBackground(index).then(() => (outcome = {}), (error: unknown) => (outcome = { error }));
-    const probe = Rtnetlink.open({ netnsFd: this.netnsFd });
-    try {
-      for (;;) {
-        await Promise.race([request, new Promise((r) => setTimeout(r, 1))]);
-        if (outcome?.error && !isErrno(outcome.error, 'ENODEV')) throw outcome.error;
-        if (outcome || !probe.linkByIndex(index)) return;
-      }
-    } finally {
-      probe.close();
+    const request = sender.deleteLinkInBackground(index).then(() => (outcome = {}), (error: unknown) => (outcome = { error }));
+    sender.close(); // once the request is done with it
+    for (;;) {
+      await Promise.race([request, new Promise((r) => setTimeout(r, 1))]);
+      if (outcome?.error && !isErrno(outcome.error, 'ENODEV')) throw outcome.error;
+      if (outcome || !this.linkByIndex(index)) return;
     }
   }
 

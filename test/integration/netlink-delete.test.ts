@@ -27,38 +27,46 @@ async function until(what: string, cond: () => boolean): Promise<void> {
   }
 }
 
-test('deleteLinkUntilGone: both veth ends are gone when it settles; close() waits for the request; a refusal surfaces', { skip: NOT_ROOT }, async (t) => {
+test('deleteLinkUntilGone: both veth ends are gone when it settles, twice in a row on one client; a refusal surfaces', { skip: NOT_ROOT }, async (t) => {
   const name = `ccni-nldel-${process.pid}`;
   assert.equal(spawnSync('ip', ['netns', 'add', name]).status, 0);
   const ns = openNetns(`/var/run/netns/${name}`);
   try {
     const rt = Rtnetlink.open({ netnsFd: ns.fd });
-    rt.createVeth({ name: 'nldel-a', peerName: 'nldel-b' });
-    const a = rt.linkByName('nldel-a')!;
-    const b = rt.linkByName('nldel-b')!;
-    rt.setUp(a.index);
-    await rt.deleteLinkUntilGone(a.index);
-    assert.equal(rt.linkByIndex(a.index), undefined);
-    assert.equal(rt.linkByIndex(b.index), undefined);
-
-    // Closed at once, the fd could be reused under the request's read: it closes after the request.
-    const fd = rt.sock.fd;
-    const inFlight = rt.sock.busyInBackground;
-    t.diagnostic(`request still in flight when the link was gone: ${inFlight}`);
-    rt.close();
-    assert.equal(fdOpen(fd), inFlight, inFlight ? 'closed under a request in flight' : 'not closed');
-    await until('the socket to close after its background request', () => !fdOpen(fd));
-
-    // The next client works as usual; a link already gone counts as deleted; a refused deletion says why.
-    const again = Rtnetlink.open({ netnsFd: ns.fd });
     try {
-      await again.deleteLinkUntilGone(a.index);
-      const lo = again.linkByName('lo')!;
-      await assert.rejects(again.deleteLinkUntilGone(lo.index), /ENOTSUP|EOPNOTSUPP/);
-      assert.deepEqual(again.links().map((l) => l.name), ['lo']);
+      // Two pairs deleted one after the other by the same client (DEL's two candidate names):
+      // each request runs on a socket of its own, so neither waits for or reads the other's reply.
+      const pairs = [['nldel-a', 'nldel-b'], ['nldel-c', 'nldel-d']].map(([a, b]) => {
+        rt.createVeth({ name: a!, peerName: b! });
+        const host = rt.linkByName(a!)!;
+        rt.setUp(host.index);
+        return [host.index, rt.linkByName(b!)!.index] as const;
+      });
+      for (const [host, peer] of pairs) {
+        await rt.deleteLinkUntilGone(host);
+        assert.equal(rt.linkByIndex(host), undefined);
+        assert.equal(rt.linkByIndex(peer), undefined);
+      }
+      // A link already gone counts as deleted; a refused deletion says why, and nothing else went.
+      await rt.deleteLinkUntilGone(pairs[0]![0]);
+      await assert.rejects(rt.deleteLinkUntilGone(rt.linkByName('lo')!.index), /ENOTSUP|EOPNOTSUPP/);
+      assert.deepEqual(rt.links().map((l) => l.name), ['lo']);
     } finally {
-      again.close();
+      rt.close();
     }
+
+    // A socket closed under a background request closes only after it: closed at once, its number
+    // could be reused and the request's read would take another socket's replies.
+    const bg = Rtnetlink.open({ netnsFd: ns.fd });
+    bg.createVeth({ name: 'nldel-e', peerName: 'nldel-f' });
+    const request = bg.deleteLinkInBackground(bg.linkByName('nldel-e')!.index);
+    const fd = bg.sock.fd;
+    const inFlight = bg.sock.busyInBackground;
+    t.diagnostic(`request in flight when closed: ${inFlight}`);
+    bg.close();
+    assert.equal(fdOpen(fd), inFlight, inFlight ? 'closed under a request in flight' : 'not closed');
+    await request;
+    await until('the socket to close after its background request', () => !fdOpen(fd));
   } finally {
     ns.close();
     spawnSync('ip', ['netns', 'del', name]);
