@@ -71,7 +71,7 @@ let collect: ((o: object) => void) | undefined | false;
  * After a pass over many entries: collect its garbage now and give the pages back (what V8's
  * memory reducer does after some idle seconds), so the agent's RSS returns to its live data at
  * once rather than after the next idle period. V8's gc extension, reached through a fresh
- * context once --expose-gc is set (the executable's execArgv carries no V8 flags).
+ * context once --expose-gc is set (the executable's execArgv does not set it).
  */
 function reclaim(): void {
   if (collect === undefined) {
